@@ -1,0 +1,117 @@
+"""Small file helpers: atomic writes, fingerprints, directory locks."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from helm_optimizer.errors import HelmOptimizerError, LockedError
+
+__all__ = [
+    "canonical_json",
+    "directory_lock",
+    "fingerprint",
+    "read_json",
+    "write_bytes_atomic",
+    "write_json_atomic",
+    "write_text_atomic",
+]
+
+
+def canonical_json(data: Any) -> str:
+    """JSON with sorted keys and a trailing newline: the same data always gives the same bytes."""
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
+
+
+def fingerprint(data: Any) -> str:
+    """A short, stable hash of JSON-serializable data."""
+    blob = json.dumps(data, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never a part.
+
+    The temporary file lives in the same directory (``os.replace`` is atomic there) and is fsynced
+    before the rename. On failure (disk full, no permission) the temporary file is removed and the
+    previous content of ``path`` is untouched.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _os_error(path, exc) from exc
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise _os_error(path, exc) from exc
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _os_error(path: Path, exc: OSError) -> HelmOptimizerError:
+    if exc.errno == errno.ENOSPC:
+        return HelmOptimizerError(f"No space left on the device while writing {path}; free space and rerun.")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return HelmOptimizerError(
+            f"Cannot write {path}: permission denied; choose a writable --output-dir or fix its permissions."
+        )
+    return HelmOptimizerError(f"Cannot write {path}: {exc.strerror or exc}; check the directory and rerun.")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    write_text_atomic(path, canonical_json(data))
+
+
+def read_json(path: Path) -> Any:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+@contextlib.contextmanager
+def directory_lock(directory: Path, *, wait: float = 0.0, what: str = "run") -> Iterator[None]:
+    """Hold an exclusive lock on ``directory`` for the duration of the block.
+
+    A second process gets :class:`LockedError` (``wait=0``) or blocks up to ``wait`` seconds.
+    The lock is an OS-level file lock, released when the process dies, so a killed run never
+    leaves a stale lock behind.
+    """
+    from filelock import FileLock, Timeout
+
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _os_error(directory, exc) from exc
+    lock = FileLock(str(directory / ".helm-optimizer.lock"))
+    try:
+        lock.acquire(timeout=wait if wait > 0 else 0.01)
+    except Timeout:
+        raise LockedError(
+            f"Another {what} is using {directory} (lock file {directory / '.helm-optimizer.lock'}); "
+            "wait for it to finish, or use another --output-dir."
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()

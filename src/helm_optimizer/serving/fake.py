@@ -1,0 +1,428 @@
+"""A scripted OpenAI-compatible server for tests and benchmarks.
+
+It speaks ``/v1/chat/completions`` and ``/v1/completions`` well enough for DSPy (chat, JSON and
+structured-output adapters) and HELM's ``OpenAIClient`` to use it unchanged, on 127.0.0.1 only.
+
+Answers are deterministic:
+
+* the *answer* for a prompt comes from an answer key (``{question text: gold}``; the first key
+  contained in the last user message wins), else from a tiny arithmetic solver, else
+  ``default_answer``;
+* a fixed fraction of prompts (``accuracy``; ``demo_accuracy`` for requests that carry few-shot
+  demos) gets the gold answer, the rest a wrong one; which prompts are right is a hash of the
+  prompt and ``seed``, so two runs see the same answers;
+* every other output field (reasoning, proposed instructions, summaries) gets short text derived
+  from a hash of the request, so DSPy's proposers receive distinct candidates.
+
+Faults are injected per attempt: with probability ``failure_rate`` an attempt is answered with
+HTTP 429, HTTP 500 or a hang (``failure_kinds``), but never more than ``max_failures_per_request``
+times for the same request body, so a client that retries always gets through and a faulty run
+ends with the same answers as a clean one. ``latency`` adds a fixed delay to every answer.
+
+Counters (``stats()`` or ``GET /stats``) report requests, completions and injected faults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import random
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+__all__ = ["FakeOpenAIServer", "FakeServerConfig", "main"]
+
+logger = logging.getLogger(__name__)
+
+_OUTPUT_FIELDS_RE = re.compile(r"Your output fields are:\n(.*?)(?:\n\n|\Z)", re.S)
+_FIELD_LINE_RE = re.compile(r"^\d+\. `(\w+)` \(([^)]*)\)", re.M)
+_ARITH_RE = re.compile(r"(-?\d+)\s*([+\-*x×])\s*(-?\d+)\s*=?\s*\?")
+_ANSWER_FIELDS = ("output", "answer")
+
+
+@dataclass
+class FakeServerConfig:
+    """How the fake server answers. All fields are plain data so the config can cross processes."""
+
+    answers: dict[str, str] = field(default_factory=dict)
+    accuracy: float = 1.0
+    demo_accuracy: float | None = None
+    default_answer: str = "A"
+    seed: int = 0
+    latency: float = 0.0
+    failure_rate: float = 0.0
+    failure_kinds: tuple[str, ...] = ("429", "500", "timeout")
+    max_failures_per_request: int = 2
+    hang_seconds: float = 2.0
+    model: str = "fake-model"
+
+
+def _unit(*parts: object) -> float:
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return "" if content is None else str(content)
+
+
+def _wrong_answer(gold: str) -> str:
+    if len(gold) == 1 and gold.isalpha() and gold.isupper():
+        return "B" if gold == "A" else "A"
+    try:
+        number = float(gold)
+    except ValueError:
+        return f"not {gold}" if gold else "unknown"
+    return str(int(number) + 7) if number.is_integer() else f"{number * 10:g}"
+
+
+class _Brain:
+    """Turns a request body into a response body; thread-safe counters."""
+
+    def __init__(self, config: FakeServerConfig) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        self._rng = random.Random(config.seed)
+        self._attempts: Counter[str] = Counter()
+        self._failures_for: Counter[str] = Counter()
+        self.counters: Counter[str] = Counter()
+        # Longest keys first so that "What is 12+1?" wins over "What is 1".
+        self._keys = sorted(config.answers, key=len, reverse=True)
+
+    # -- bookkeeping -----------------------------------------------------------------------
+    def count(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self.counters[name] += n
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.counters)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.counters.clear()
+            self._attempts.clear()
+            self._failures_for.clear()
+
+    def decide_failure(self, body_key: str) -> str | None:
+        """The fault to inject for this attempt, or None to answer normally."""
+        cfg = self.config
+        if cfg.failure_rate <= 0 or not cfg.failure_kinds:
+            return None
+        with self._lock:
+            self._attempts[body_key] += 1
+            if self._failures_for[body_key] >= cfg.max_failures_per_request:
+                return None
+            if self._rng.random() >= cfg.failure_rate:
+                return None
+            self._failures_for[body_key] += 1
+            kind = cfg.failure_kinds[self._rng.randrange(len(cfg.failure_kinds))]
+            self.counters[f"injected_{kind}"] += 1
+            self.counters["injected_failures"] += 1
+            return kind
+
+    # -- answering -------------------------------------------------------------------------
+    def gold_for(self, text: str) -> str:
+        for key in self._keys:
+            if key in text:
+                return self.config.answers[key]
+        match = _ARITH_RE.search(text)
+        if match:
+            a, op, b = int(match.group(1)), match.group(2), int(match.group(3))
+            value = a + b if op == "+" else a - b if op == "-" else a * b
+            return str(value)
+        return self.config.default_answer
+
+    def answer_for(self, text: str, *, with_demos: bool) -> str:
+        gold = self.gold_for(text)
+        accuracy = self.config.accuracy
+        if with_demos and self.config.demo_accuracy is not None:
+            accuracy = self.config.demo_accuracy
+        # The decision hashes the question part only, so the same question is right or wrong
+        # whatever instruction or demos surround it (an instruction change alone changes nothing).
+        anchor = next((k for k in self._keys if k in text), text)
+        correct = _unit(self.config.seed, "correct", anchor) < accuracy
+        return gold if correct else _wrong_answer(gold)
+
+    def _filler(self, name: str, annotation: str, seed_text: str) -> Any:
+        h = _short_hash(f"{name}\x1f{seed_text}")
+        kind = annotation.lower()
+        if kind in ("int", "integer"):
+            return int(h[:4], 16) % 10
+        if kind in ("float", "number"):
+            return round(int(h[:4], 16) / 65535, 3)
+        if kind in ("bool", "boolean"):
+            return int(h[0], 16) % 2 == 0
+        if kind.startswith("list") or kind == "array":
+            return [f"{name} item {h}"]
+        if kind.startswith("dict") or kind == "object":
+            return {"note": f"{name} {h}"}
+        if name == "reasoning":
+            return f"Let me work through this step by step ({h})."
+        if "instruction" in name:
+            return f"Read the input carefully and answer precisely. Variant {h}."
+        return f"{name.replace('_', ' ').capitalize()} {h}."
+
+    def completion_text(self, body: Mapping[str, Any]) -> str:
+        messages = body.get("messages") or []
+        system = "\n".join(_content_text(m.get("content")) for m in messages if m.get("role") == "system")
+        users = [_content_text(m.get("content")) for m in messages if m.get("role") == "user"]
+        last_user = users[-1] if users else ""
+        with_demos = len(users) > 1 or "[[ ## " in "".join(
+            _content_text(m.get("content")) for m in messages if m.get("role") == "assistant"
+        )
+        fields = self._output_fields(body, system)
+        if not fields:
+            return self.answer_for(last_user, with_demos=with_demos)
+        answer_field = next((f for f in _ANSWER_FIELDS if f in fields), None)
+        values: dict[str, Any] = {}
+        for name, annotation in fields.items():
+            if name == answer_field:
+                values[name] = self.answer_for(last_user, with_demos=with_demos)
+            else:
+                values[name] = self._filler(name, annotation, last_user)
+        wants_json = bool(body.get("response_format")) or "JSON object" in system
+        if wants_json:
+            return json.dumps(values)
+        parts = [f"[[ ## {name} ## ]]\n{value}" for name, value in values.items()]
+        return "\n\n".join([*parts, "[[ ## completed ## ]]"])
+
+    @staticmethod
+    def _output_fields(body: Mapping[str, Any], system: str) -> dict[str, str]:
+        fmt = body.get("response_format")
+        if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+            schema = (fmt.get("json_schema") or {}).get("schema") or {}
+            props = schema.get("properties") or {}
+            return {name: str(spec.get("type", "string")) for name, spec in props.items()}
+        match = _OUTPUT_FIELDS_RE.search(system)
+        if not match:
+            return {}
+        return {m.group(1): m.group(2) for m in _FIELD_LINE_RE.finditer(match.group(1))}
+
+
+def _usage(prompt: str, completion: str) -> dict[str, int]:
+    p, c = max(1, len(prompt) // 4), max(1, len(completion) // 4)
+    return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+
+
+def _make_handler(brain: _Brain, stop_event: threading.Event) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "helm-optimizer-fake/1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            logger.debug("fake server: " + format, *args)
+
+        def _send(self, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> None:
+            data = json.dumps(payload).encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            path = self.path.split("?")[0].rstrip("/")
+            if path in ("/health", "/v1/health"):
+                self._send(200, {"status": "ok"})
+            elif path in ("/v1/models", "/models"):
+                self._send(200, {"object": "list", "data": [{"id": brain.config.model, "object": "model"}]})
+            elif path == "/stats":
+                self._send(200, brain.stats())
+            else:
+                self._send(404, {"error": {"message": f"no route {path}"}})
+
+        def do_POST(self) -> None:
+            path = self.path.split("?")[0].rstrip("/")
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            if path == "/reset":
+                brain.reset()
+                self._send(200, {"ok": True})
+                return
+            if path not in ("/v1/chat/completions", "/chat/completions", "/v1/completions", "/completions"):
+                self._send(404, {"error": {"message": f"no route {path}"}})
+                return
+            brain.count("requests")
+            try:
+                body = json.loads(raw or b"{}")
+            except ValueError:
+                brain.count("bad_requests")
+                self._send(400, {"error": {"message": "body is not JSON", "type": "invalid_request_error"}})
+                return
+            key = hashlib.sha256(raw).hexdigest()
+            fault = brain.decide_failure(key)
+            if fault == "429":
+                self._send(429, {"error": {"message": "rate limited (injected)", "type": "rate_limit"}},
+                           {"Retry-After": "0"})
+                return
+            if fault == "500":
+                self._send(500, {"error": {"message": "server error (injected)", "type": "server_error"}})
+                return
+            if fault == "timeout":
+                stop_event.wait(brain.config.hang_seconds)
+                self.close_connection = True
+                return
+            if brain.config.latency > 0:
+                stop_event.wait(brain.config.latency)
+            chat = "chat" in path
+            if chat:
+                prompt = "\n".join(_content_text(m.get("content")) for m in body.get("messages") or [])
+                text = brain.completion_text(body)
+                choice: dict[str, Any] = {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": text},
+                    "logprobs": None,
+                }
+            else:
+                prompt = str(body.get("prompt") or "")
+                text = brain.answer_for(prompt, with_demos=False)
+                choice = {"index": 0, "finish_reason": "stop", "text": text, "logprobs": None}
+            brain.count("completions")
+            created = 1_700_000_000
+            self._send(200, {
+                "id": f"fake-{key[:12]}",
+                "object": "chat.completion" if chat else "text_completion",
+                "created": created,
+                "model": body.get("model") or brain.config.model,
+                "choices": [choice],
+                "usage": _usage(prompt, text),
+            })
+
+    return Handler
+
+
+class FakeOpenAIServer:
+    """Start with ``with FakeOpenAIServer(...) as server:``; ``server.api_base`` ends in ``/v1``."""
+
+    def __init__(self, config: FakeServerConfig | None = None, *, host: str = "127.0.0.1", port: int = 0,
+                 **overrides: Any) -> None:
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError("The fake server only listens on the loopback interface.")
+        cfg = config or FakeServerConfig()
+        for key, value in overrides.items():
+            if not hasattr(cfg, key):
+                raise TypeError(f"FakeServerConfig has no field {key!r}")
+            setattr(cfg, key, value)
+        self.config = cfg
+        self._brain = _Brain(cfg)
+        self._stop = threading.Event()
+        self._httpd = ThreadingHTTPServer((host, port), _make_handler(self._brain, self._stop))
+        self._httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_base(self) -> str:
+        return f"{self.base_url}/v1"
+
+    def start(self) -> FakeOpenAIServer:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._httpd.serve_forever, name="fake-openai", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._httpd.server_close()
+
+    def __enter__(self) -> FakeOpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stats(self) -> dict[str, int]:
+        return self._brain.stats()
+
+    @property
+    def requests(self) -> int:
+        return self.stats().get("requests", 0)
+
+    @property
+    def completions(self) -> int:
+        return self.stats().get("completions", 0)
+
+    def reset_stats(self) -> None:
+        self._brain.reset()
+
+    def set_answers(self, answers: Mapping[str, str]) -> None:
+        """Replace the answer key (e.g. with a dataset's ``inputs -> output`` pairs)."""
+        self.config.answers = dict(answers)
+        self._brain._keys = sorted(self.config.answers, key=len, reverse=True)
+
+    def answer(self, text: str) -> str:
+        """The answer the server gives for a prompt (for assertions in tests)."""
+        return self._brain.answer_for(text, with_demos=False)
+
+
+def main(argv: list[str] | None = None, *, ready: Callable[[FakeOpenAIServer], None] | None = None) -> None:
+    """``python -m helm_optimizer.serving.fake --port 0``: serve until killed; prints the api base."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--accuracy", type=float, default=1.0)
+    parser.add_argument("--demo-accuracy", type=float, default=None)
+    parser.add_argument("--failure-rate", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--answers", help="JSON file mapping question text to gold answer")
+    parser.add_argument("--port-file", help="write the chosen port to this file once listening")
+    args = parser.parse_args(argv)
+    answers: dict[str, str] = {}
+    if args.answers:
+        with open(args.answers, encoding="utf-8") as handle:
+            answers = json.load(handle)
+    server = FakeOpenAIServer(FakeServerConfig(answers=answers, accuracy=args.accuracy,
+                                               demo_accuracy=args.demo_accuracy, latency=args.latency,
+                                               failure_rate=args.failure_rate, seed=args.seed),
+                              port=args.port)
+    server.start()
+    if args.port_file:
+        from pathlib import Path
+
+        from helm_optimizer._io import write_text_atomic
+
+        write_text_atomic(Path(args.port_file), str(server.port))
+    if ready is not None:
+        ready(server)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
