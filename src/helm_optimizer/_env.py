@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["prepare_offline_environment"]
+__all__ = ["prepare_nltk", "prepare_offline_environment"]
 
 _DEFAULTS = {
     # litellm fetches a price list from the internet at import time unless told otherwise.
@@ -18,7 +18,6 @@ _DEFAULTS = {
     "TOKENIZERS_PARALLELISM": "false",
     "HF_HUB_DISABLE_TELEMETRY": "1",
     "DO_NOT_TRACK": "1",
-    "DSP_CACHEBOOL": "true",
 }
 
 _done = False
@@ -32,16 +31,29 @@ def prepare_offline_environment() -> None:
     _done = True
     for key, value in _DEFAULTS.items():
         os.environ.setdefault(key, value)
+
+
+def prepare_nltk() -> None:
+    """Call before importing HELM's metric modules (imports nltk, ~0.3 s)."""
+    prepare_offline_environment()
     _install_nltk_stub()
 
 
 def _install_nltk_stub() -> None:
-    """Make ``nltk.download('punkt')`` a no-op offline.
+    """Keep HELM's import-time ``nltk.download('punkt_tab')`` from reaching the network.
 
-    HELM calls ``nltk.download`` at import time of a few metric modules; offline that prints an error
-    and sleeps on retries. NLTK skips the download when the resource is already on its data path, so we
-    put an empty, well-formed package index on the path. Metrics that really need punkt still fail
-    loudly when they tokenize, which none of the metrics this package uses do.
+    HELM's reference-metric module calls ``nltk.download`` at import time when NLTK's punkt_tab
+    data is missing; offline that prints errors. When the real data is not installed we append a
+    minimal punkt_tab model shipped with this package to NLTK's search path (see
+    ``helm_optimizer/data/nltk/tokenizers/punkt_tab/README.txt``). Installed real data always wins.
     """
-    data_dir = Path(os.environ.get("HELM_OPTIMIZER_NLTK_DATA", Path.home() / ".cache" / "helm-optimizer" / "nltk"))
-    os.environ.setdefault("NLTK_DATA", str(data_dir))
+    try:
+        import nltk
+    except ImportError:  # pragma: no cover - nltk comes with crfm-helm
+        return
+    try:
+        nltk.data.find("tokenizers/punkt_tab/english/")
+    except LookupError:
+        stub = Path(__file__).resolve().parent / "data" / "nltk"
+        if str(stub) not in nltk.data.path:
+            nltk.data.path.append(str(stub))

@@ -25,6 +25,15 @@ __all__ = [
 ]
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def canonical_json(data: Any) -> str:
     """JSON with sorted keys and a trailing newline: the same data always gives the same bytes."""
     return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
@@ -50,6 +59,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     except OSError as exc:
         raise _os_error(path, exc) from exc
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

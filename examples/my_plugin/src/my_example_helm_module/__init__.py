@@ -1,0 +1,1 @@
+"""Sample HELM plugin package used in helm-optimizer's documentation and tests."""

@@ -1,0 +1,149 @@
+"""Where agents live, and writing them so that a crash never leaves half a file.
+
+Layout: ``<agents dir>/<scenario key>/<model path>/<optimizer>.json`` (see
+:mod:`helm_optimizer.naming`), with ``<optimizer>.meta.json`` beside it. Cross-fitted scenarios
+have one agent per fold: ``<optimizer>.fold<k>.json`` is the agent *evaluated on* fold ``k``
+(optimized on the other fold).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from helm_optimizer._io import read_json, write_json_atomic
+from helm_optimizer.agents.program import load_program
+from helm_optimizer.errors import AgentError, AgentExistsError
+from helm_optimizer.naming import model_from_path, model_path
+
+__all__ = [
+    "AgentInfo",
+    "agent_path",
+    "find_agent",
+    "list_agents",
+    "load_agent",
+    "meta_path",
+    "read_meta",
+    "save_agent",
+]
+
+logger = logging.getLogger(__name__)
+_NAME_RE = re.compile(r"^(?P<optimizer>[^.]+?)(?:\.fold(?P<fold>\d+))?\.json$")
+
+
+def agent_path(agents_dir: Path, scenario: str, model: str, optimizer: str, fold: int | None = None) -> Path:
+    name = f"{optimizer}.json" if fold is None else f"{optimizer}.fold{fold}.json"
+    return Path(agents_dir) / scenario / model_path(model) / name
+
+
+def meta_path(path: Path) -> Path:
+    path = Path(path)
+    return path.with_name(path.name[: -len(".json")] + ".meta.json")
+
+
+def read_meta(path: Path) -> dict[str, Any] | None:
+    meta = meta_path(path)
+    if not meta.is_file():
+        return None
+    try:
+        data = read_json(meta)
+    except (OSError, ValueError) as exc:
+        raise AgentError(f"Metadata file {meta} is unreadable ({exc}); delete it and re-run the optimization.") from exc
+    return data if isinstance(data, dict) else None
+
+
+def _strip_lms(program: Any) -> Any:
+    clean = program.deepcopy()
+    for predictor in clean.predictors():
+        predictor.lm = None
+    return clean
+
+
+def save_agent(program: Any, path: Path, meta: dict[str, Any], *, force: bool = False,
+               secrets: Iterable[str] = ()) -> None:
+    """Write the agent in DSPy's own JSON format, then its metadata, each atomically.
+
+    Refuses to overwrite an existing agent unless ``force``; refuses to write if any secret
+    appears in the bytes to be written.
+    """
+    path = Path(path)
+    if path.exists() and not force:
+        raise AgentExistsError(f"An agent already exists at {path}; pass --force to replace it.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".json", dir=path.parent)
+    os.close(fd)
+    try:
+        _strip_lms(program).save(tmp)
+        data = Path(tmp).read_bytes()
+        meta_bytes = json.dumps(meta, sort_keys=True, default=str).encode("utf-8")
+        for secret in secrets:
+            if secret and (secret.encode("utf-8") in data or secret.encode("utf-8") in meta_bytes):
+                raise AgentError("Refusing to write an agent that contains an API key; report this as a bug.")
+        json.loads(data)  # what DSPy wrote must parse before it replaces anything
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    write_json_atomic(meta_path(path), meta)
+
+
+def load_agent(path: Path, kind: str | None = None) -> Any:
+    """Load an agent file (ours or the reference tool's) into a DSPy program."""
+    return load_program(Path(path), kind)
+
+
+@dataclass(frozen=True)
+class AgentInfo:
+    path: Path
+    scenario: str
+    model: str
+    optimizer: str
+    fold: int | None
+    meta: dict[str, Any] | None
+
+
+def list_agents(agents_dir: Path) -> list[AgentInfo]:
+    """Every agent under ``agents_dir`` (files named ``*.json`` that are not metadata)."""
+    root = Path(agents_dir)
+    if not root.is_dir():
+        return []
+    found = []
+    for file in sorted(root.rglob("*.json")):
+        if file.name.endswith(".meta.json") or file.name.startswith("."):
+            continue
+        rel = file.relative_to(root).parts
+        if len(rel) < 3:
+            continue
+        match = _NAME_RE.match(file.name)
+        if not match:
+            continue
+        try:
+            meta = read_meta(file)
+        except AgentError:
+            meta = None
+        found.append(AgentInfo(
+            path=file, scenario=rel[0], model=model_from_path("/".join(rel[1:-1])),
+            optimizer=match.group("optimizer"), fold=int(match.group("fold")) if match.group("fold") else None,
+            meta=meta,
+        ))
+    return found
+
+
+def find_agent(agents_dir: Path, scenarios: Iterable[str], model: str, optimizer: str,
+               fold: int | None = None) -> Path | None:
+    """The first existing agent among candidate scenario keys (most specific first)."""
+    for scenario in scenarios:
+        candidate = agent_path(agents_dir, scenario, model, optimizer, fold)
+        if candidate.is_file():
+            return candidate
+    return None
+

@@ -1,0 +1,306 @@
+"""Building DSPy LMs from :class:`LMConfig`: keys, local models, adapters, usage and budgets."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+from helm_optimizer._env import prepare_offline_environment
+from helm_optimizer.config import LMConfig
+from helm_optimizer.errors import BudgetExceededError, ModelError
+
+if TYPE_CHECKING:
+    import dspy
+
+__all__ = [
+    "UsageMeter",
+    "adapter_for",
+    "build_lm",
+    "check_reachable",
+    "is_local_api_base",
+    "resolve_api_key",
+]
+
+logger = logging.getLogger(__name__)
+
+# Environment variables litellm reads when no key is passed, by provider prefix.
+_PROVIDER_KEY_ENV = {
+    "openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "gemini": "GEMINI_API_KEY",
+    "mistral": "MISTRAL_API_KEY",
+    "together_ai": "TOGETHERAI_API_KEY",
+    "groq": "GROQ_API_KEY",
+    "deepseek": "DEEPSEEK_API_KEY",
+    "openrouter": "OPENROUTER_API_KEY",
+    "cohere": "COHERE_API_KEY",
+    "xai": "XAI_API_KEY",
+    "fireworks_ai": "FIREWORKS_API_KEY",
+}
+# Providers authenticated some other way (cloud credentials, local daemons).
+_KEYLESS_PROVIDERS = {"ollama", "ollama_chat", "vertex_ai", "bedrock", "sagemaker", "hosted_vllm", "lm_studio"}
+_LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
+_PLACEHOLDER_KEY = "not-needed"  # OpenAI-compatible servers without auth still want a non-empty key
+
+
+def is_local_api_base(api_base: str | None) -> bool:
+    if not api_base:
+        return False
+    return (urlparse(api_base).hostname or "") in _LOCAL_HOSTS
+
+
+def _is_embedded(model: str) -> bool:
+    return model.startswith("local/")
+
+
+def resolve_api_key(cfg: LMConfig) -> str | None:
+    """The key for ``cfg`` from memory or the environment, or a clear :class:`ModelError`.
+
+    The key is returned to the caller and never logged or written anywhere.
+    """
+    if cfg.api_key is not None:
+        return cfg.api_key.get_secret_value()
+    if _is_embedded(cfg.model):
+        return _PLACEHOLDER_KEY
+    if cfg.api_key_env:
+        value = os.environ.get(cfg.api_key_env, "")
+        if not value:
+            raise ModelError(
+                f"Environment variable {cfg.api_key_env} (the API key of model {cfg.model}) is not set; "
+                f"export {cfg.api_key_env}=... or pass --api-key-env with the variable that holds the key."
+            )
+        return value
+    provider = cfg.model.split("/", 1)[0] if "/" in cfg.model else "openai"
+    env_name = _PROVIDER_KEY_ENV.get(provider)
+    if env_name and os.environ.get(env_name):
+        return os.environ[env_name]
+    if cfg.api_base:
+        # A self-hosted OpenAI-compatible server (vLLM, llama.cpp, TGI) usually needs no key.
+        return _PLACEHOLDER_KEY
+    if provider in _KEYLESS_PROVIDERS or env_name is None:
+        return None
+    raise ModelError(
+        f"No API key for model {cfg.model}: set {env_name}, or name the variable that holds the key with "
+        "--api-key-env (api_key_env in a config file)."
+    )
+
+
+def check_reachable(api_base: str, *, attempts: int = 4, first_delay: float = 0.5) -> None:
+    """Fail fast, with a clear message, when nothing answers at ``api_base`` (retrying with backoff)."""
+    url = api_base.rstrip("/") + "/models"
+    delay = first_delay
+    last: str = ""
+    for attempt in range(1, attempts + 1):
+        try:
+            with urllib.request.urlopen(url, timeout=10):
+                return
+        except urllib.error.HTTPError:
+            return  # the server answered (maybe 401/404): it is reachable
+        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+            reason = getattr(exc, "reason", exc)
+            last = str(reason)
+            if attempt < attempts:
+                logger.info("Model server %s not reachable (%s); retrying in %.1fs", api_base, last, delay)
+                time.sleep(delay)
+                delay *= 2
+    raise ModelError(
+        f"Cannot reach the model server at {api_base}: {last} (after {attempts} attempts with backoff); "
+        "start the server or fix --api-base."
+    )
+
+
+@dataclass
+class _Prices:
+    input_per_token: float | None
+    output_per_token: float | None
+
+
+def _prices_for(cfg: LMConfig) -> _Prices:
+    if cfg.cost_per_million_input_tokens is not None or cfg.cost_per_million_output_tokens is not None:
+        return _Prices(
+            (cfg.cost_per_million_input_tokens or 0.0) / 1e6, (cfg.cost_per_million_output_tokens or 0.0) / 1e6
+        )
+    if _is_embedded(cfg.model) or is_local_api_base(cfg.api_base):
+        return _Prices(0.0, 0.0)
+    try:
+        import litellm
+
+        info = litellm.get_model_info(cfg.model)
+        return _Prices(info.get("input_cost_per_token"), info.get("output_cost_per_token"))
+    except Exception:
+        return _Prices(None, None)
+
+
+class UsageMeter:
+    """Counts provider calls, tokens and cost of a run, and enforces ``max_calls`` / ``max_cost``.
+
+    It plugs into DSPy as ``usage_tracker`` (DSPy reports every call that was not a cache hit) and
+    into :class:`TrackedLM`, which checks the budget before each call so that a run over budget
+    makes no further calls.
+    """
+
+    def __init__(self, *, max_calls: int | None = None, max_cost: float | None = None,
+                 concurrency: int | None = None) -> None:
+        self.max_calls = max_calls
+        self.max_cost = max_cost
+        # Bounds LM calls in flight across every thread of a run (nested candidate/evaluation pools).
+        self.slots = threading.BoundedSemaphore(concurrency) if concurrency else None
+        self._lock = threading.Lock()
+        self.calls = 0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.cost = 0.0
+        self.cost_known = True
+        self.exceeded: str | None = None
+        self._prices: dict[str, _Prices] = {}
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> UsageMeter:
+        # DSPy deep-copies the usage tracker into every worker thread (and silently drops a task whose
+        # copy fails); one meter must see every call of the run, so copies are the meter itself.
+        return self
+
+    def set_prices(self, model: str, cfg: LMConfig) -> None:
+        self._prices[model] = _prices_for(cfg)
+
+    # DSPy's usage_tracker protocol -------------------------------------------------------
+    def add_usage(self, lm: str, usage_entry: dict[str, Any]) -> None:
+        prompt = int(usage_entry.get("prompt_tokens") or 0)
+        completion = int(usage_entry.get("completion_tokens") or 0)
+        prices = self._prices.get(lm, _Prices(None, None))
+        with self._lock:
+            self.calls += 1
+            self.prompt_tokens += prompt
+            self.completion_tokens += completion
+            if prices.input_per_token is None or prices.output_per_token is None:
+                self.cost_known = False
+            else:
+                self.cost += prompt * prices.input_per_token + completion * prices.output_per_token
+            if self.max_calls is not None and self.calls >= self.max_calls and self.exceeded is None:
+                self.exceeded = f"--max-calls {self.max_calls} reached ({self.calls} LM calls)"
+            if self.max_cost is not None and self.cost >= self.max_cost and self.exceeded is None:
+                self.exceeded = f"--max-cost {self.max_cost} reached (${self.cost:.4f})"
+
+    def get_total_tokens(self) -> dict[str, dict[str, Any]]:
+        return {"all": {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}}
+
+    def check(self) -> None:
+        if self.exceeded is not None:
+            raise BudgetExceededError(f"Budget exhausted: {self.exceeded}.")
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "lm_calls": self.calls,
+                "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens,
+                "cost": round(self.cost, 6) if self.cost_known else None,
+            }
+
+
+def _tracked_lm_class() -> type[dspy.LM]:
+    import dspy
+
+    class TrackedLM(dspy.LM):  # type: ignore[misc]
+        """A ``dspy.LM`` that refuses to start a call once its meter's budget is spent."""
+
+        meter: UsageMeter | None = None
+
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            meter = self.meter
+            if meter is None:
+                return super().__call__(*args, **kwargs)
+            meter.check()
+            if meter.slots is None:
+                return super().__call__(*args, **kwargs)
+            with meter.slots:
+                meter.check()
+                return super().__call__(*args, **kwargs)
+
+        async def acall(self, *args: Any, **kwargs: Any) -> Any:
+            if self.meter is not None:
+                self.meter.check()
+            return await super().acall(*args, **kwargs)
+
+    return TrackedLM
+
+
+_TRACKED: type[Any] | None = None
+
+
+def build_lm(cfg: LMConfig, *, cache: bool = True, meter: UsageMeter | None = None,
+             parallel: int = 4, check: bool = True) -> dspy.LM:
+    """A ``dspy.LM`` for ``cfg``. ``local/<name>`` starts (or reuses) the embedded server."""
+    global _TRACKED
+    prepare_offline_environment()
+    api_key = resolve_api_key(cfg)
+    model = cfg.model
+    api_base = cfg.api_base
+    max_tokens = cfg.max_tokens
+    if _is_embedded(model):
+        from helm_optimizer.serving.embedded import dspy_model_name, ensure_server
+
+        server = ensure_server(model, parallel=parallel)
+        api_base = server.api_base
+        model = dspy_model_name(cfg.model)
+        max_tokens = max_tokens or 512
+    elif api_base and check:
+        check_reachable(api_base)
+    if _TRACKED is None:
+        _TRACKED = _tracked_lm_class()
+    kwargs: dict[str, Any] = dict(cfg.extra)
+    if api_base:
+        kwargs["api_base"] = api_base
+    if api_key is not None:
+        kwargs["api_key"] = api_key
+    lm = _TRACKED(
+        model,
+        temperature=cfg.temperature,
+        max_tokens=max_tokens,
+        cache=cache,
+        num_retries=cfg.num_retries,
+        timeout=cfg.timeout,
+        **kwargs,
+    )
+    lm.meter = meter
+    if meter is not None:
+        meter.set_prices(model, cfg)
+    return lm
+
+
+def uses_structured_output(cfg: LMConfig) -> bool:
+    if cfg.structured_output is not None:
+        return cfg.structured_output
+    return _is_embedded(cfg.model)
+
+
+def adapter_for(cfg: LMConfig) -> dspy.Adapter:
+    """The DSPy adapter for ``cfg``: schema-constrained JSON for small local models, else DSPy's default."""
+    import dspy
+
+    if uses_structured_output(cfg):
+        return structured_json_adapter()
+    return dspy.ChatAdapter()
+
+
+def structured_json_adapter() -> dspy.Adapter:
+    """A JSON adapter that always sends the signature's JSON schema as ``response_format``.
+
+    DSPy only sends the schema to models it knows support it; llama.cpp and vLLM support it too,
+    and a small model follows DSPy's format only when the server constrains decoding to it.
+    """
+    from dspy.adapters.json_adapter import JSONAdapter, _get_structured_outputs_response_format
+
+    class StructuredJSONAdapter(JSONAdapter):  # type: ignore[misc]
+        def _prepare_response_format(self, lm: Any, lm_kwargs: dict[str, Any], signature: Any) -> None:
+            lm_kwargs["response_format"] = _get_structured_outputs_response_format(
+                signature, self.use_native_function_calling
+            )
+
+    return StructuredJSONAdapter()  # type: ignore[no-any-return]

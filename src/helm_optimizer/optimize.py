@@ -1,0 +1,300 @@
+"""``helm-optimizer optimize``: one scenario, one optimizer, one model -> saved agent(s).
+
+Reproducible (every random choice takes the seed; LM answers are cached on disk per output
+directory, so a repeated run makes no LM calls and writes byte-identical agents), budgeted
+(``max_calls`` / ``max_cost`` stop the run before anything is written), and secret-free (keys are
+read from the environment and never reach a file or a log).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from helm_optimizer import __version__
+from helm_optimizer._io import fingerprint
+from helm_optimizer.config import OptimizeConfig
+from helm_optimizer.errors import AgentExistsError, BudgetExceededError, HelmOptimizerError, ModelError
+
+__all__ = ["AgentResult", "OptimizeResult", "ProgressSink", "config_fingerprint", "optimize", "package_versions"]
+
+logger = logging.getLogger(__name__)
+
+ProgressSink = Callable[[dict[str, Any]], None]
+_IRRELEVANT = {"num_threads", "cache", "max_calls", "max_cost", "fold"}
+_IRRELEVANT_LM = {"api_base", "timeout", "num_retries", "api_key_env"}
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version(), "helm-optimizer": __version__}
+    for name in ("dspy", "crfm-helm", "litellm"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "missing"
+    return out
+
+
+def config_fingerprint(config: OptimizeConfig) -> str:
+    """Hash of everything in the config that can change the agent (not threads, budgets or endpoints)."""
+    data = config.public_dict()
+    for key in _IRRELEVANT:
+        data.pop(key, None)
+    for lm_key in ("lm", "prompt_lm"):
+        if data.get(lm_key):
+            data[lm_key] = {k: v for k, v in data[lm_key].items() if k not in _IRRELEVANT_LM}
+    data["data_dir"] = None  # where the files are does not matter; their content is in the data fingerprint
+    return fingerprint(data)
+
+
+@dataclass
+class AgentResult:
+    path: Path
+    fold: int | None
+    status: str  # "written" | "up to date"
+    val_before: float | None
+    val_after: float | None
+    usage: dict[str, Any]
+    wall_time_s: float
+    meta: dict[str, Any]
+
+
+@dataclass
+class OptimizeResult:
+    scenario: str
+    model: str
+    optimizer: str
+    agents: list[AgentResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def lm_calls(self) -> int:
+        return sum(int(a.usage.get("lm_calls") or 0) for a in self.agents if a.status == "written")
+
+
+def _parse_failure_counter() -> Any:
+    """A DSPy callback counting adapter parse failures (answers the model did not format)."""
+    import threading
+
+    from dspy.utils.callback import BaseCallback
+
+    class ParseFailures(BaseCallback):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.count = 0
+            self._lock = threading.Lock()
+
+        def on_adapter_parse_end(self, call_id: str, outputs: Any, exception: BaseException | None = None) -> None:
+            if exception is not None:
+                with self._lock:
+                    self.count += 1
+
+    return ParseFailures()
+
+
+def _secrets(config: OptimizeConfig) -> list[str]:
+    from helm_optimizer.lm import resolve_api_key
+
+    out = []
+    for lm in (config.lm, config.prompt_lm):
+        if lm is None:
+            continue
+        key = resolve_api_key(lm)
+        if key and len(key) >= 8 and key not in ("not-needed",):
+            out.append(key)
+    return out
+
+
+def _evaluate(program: Any, devset: list[Any], metric: Any, num_threads: int) -> float | None:
+    if not devset:
+        return None
+    from dspy.evaluate import Evaluate
+
+    result = Evaluate(devset=devset, metric=metric, num_threads=num_threads, display_progress=False,
+                      display_table=False)(program)
+    return round(float(result.score) / 100.0, 6)
+
+
+def optimize(config: OptimizeConfig, *, plugins: tuple[str, ...] = (), progress: ProgressSink | None = None,
+             eval_limit: int | None = None) -> OptimizeResult:
+    """Optimize ``config.scenario`` for ``config.lm`` with ``config.optimizer``; returns what was written."""
+    from helm_optimizer.lm import UsageMeter, adapter_for, build_lm, resolve_api_key
+    from helm_optimizer.optimizers import OPTIMIZERS
+
+    emit = progress or (lambda _event: None)
+    optimizer_cls = OPTIMIZERS.get(config.optimizer)  # unknown names fail before any work
+    optimizer = optimizer_cls(config.optimizer_options)  # type: ignore[call-arg]
+    resolve_api_key(config.lm)
+    if config.prompt_lm is not None:
+        resolve_api_key(config.prompt_lm)
+
+    emit({"stage": "loading data", "scenario": config.scenario})
+    from helm_optimizer.scenarios.dataset import load_dataset
+
+    def dataset_for(fold: int | None) -> Any:
+        return load_dataset(
+            config.scenario, data_dir=config.data_dir, seed=config.seed, limit=config.limit,
+            val_size=config.val_size, train_size=config.train_size, fold=fold, eval_limit=eval_limit,
+            plugins=plugins, metric=config.metric, cache_dir=config.resolved_cache_dir, on_overlap=config.on_overlap,
+        )
+
+    first = dataset_for(config.fold)
+    folds = [first.fold] if (config.fold is not None or first.num_folds == 1) else list(range(first.num_folds))
+    result = OptimizeResult(scenario=first.key, model=config.lm.model, optimizer=config.optimizer,
+                            notes=list(dict.fromkeys(first.notes)))
+    for fold in folds:
+        dataset = first if fold == first.fold else dataset_for(fold)
+        result.agents.append(_optimize_one(config, optimizer, dataset, emit, UsageMeter, build_lm, adapter_for))
+    return result
+
+
+def _optimize_one(config: OptimizeConfig, optimizer: Any, dataset: Any, emit: ProgressSink, meter_cls: Any,
+                  build_lm: Any, adapter_for: Any) -> AgentResult:
+    import dspy
+
+    from helm_optimizer.agents.program import make_program
+    from helm_optimizer.agents.store import agent_path, read_meta, save_agent
+    from helm_optimizer.optimizers.base import OptimizeContext
+
+    agents_dir = config.output_dir / "agents"
+    fold = dataset.fold if dataset.num_folds > 1 else None
+    path = agent_path(agents_dir, dataset.key, config.lm.model, config.optimizer, fold)
+    cfg_fp = config_fingerprint(config)
+    data_fp = dataset.fingerprint
+    existing = read_meta(path) if path.exists() else None
+    if existing and not config.force:
+        if existing.get("config_fingerprint") == cfg_fp and existing.get("data", {}).get("fingerprint") == data_fp:
+            emit({"stage": "up to date", "path": str(path)})
+            scores = existing.get("scores", {})
+            return AgentResult(path=path, fold=fold, status="up to date", val_before=scores.get("val_before"),
+                               val_after=scores.get("val_after"), usage={"lm_calls": 0}, wall_time_s=0.0,
+                               meta=existing)
+        raise AgentExistsError(
+            f"An agent from a different configuration exists at {path}; pass --force to replace it or use "
+            "another --output-dir."
+        )
+    if path.exists() and existing is None and not config.force:
+        raise AgentExistsError(f"An agent without metadata exists at {path}; pass --force to replace it.")
+
+    _configure_cache(config)
+    meter = meter_cls(max_calls=config.max_calls, max_cost=config.max_cost, concurrency=config.num_threads)
+    task_lm = build_lm(config.lm, cache=config.cache, meter=meter, parallel=config.num_threads)
+    prompt_lm = (build_lm(config.prompt_lm, cache=config.cache, meter=meter, parallel=config.num_threads)
+                 if config.prompt_lm else task_lm)
+    failures = _parse_failure_counter()
+    kind = optimizer.program or config.program
+    student = make_program(kind)
+    metric = dataset.dspy_metric()
+    started = time.perf_counter()
+
+    def report(message: str) -> None:
+        snap = meter.snapshot()
+        emit({"stage": "compiling", "message": message, "elapsed": time.perf_counter() - started, **snap})
+
+    context = OptimizeContext(
+        metric=metric, feedback_metric=dataset.feedback_metric(), task_lm=task_lm, prompt_lm=prompt_lm,
+        max_bootstrapped_demos=config.max_bootstrapped_demos, max_labeled_demos=config.max_labeled_demos,
+        num_threads=config.num_threads, seed=config.seed, auto=config.auto, options=dict(config.optimizer_options),
+        progress=report,
+    )
+    try:
+        with dspy.context(lm=task_lm, adapter=adapter_for(config.lm), usage_tracker=meter, track_usage=True,
+                          callbacks=[failures], max_errors=10**9):
+            emit({"stage": "evaluating the unoptimized program", "fold": fold, **meter.snapshot()})
+            val_before = _evaluate(student, dataset.val, metric, config.num_threads)
+            emit({"stage": f"compiling {config.optimizer}", "fold": fold, "score": val_before,
+                  **meter.snapshot()})
+            compiled = optimizer.compile(student, trainset=dataset.train, valset=dataset.val, context=context)
+            meter.check()
+            emit({"stage": "evaluating the optimized program", "fold": fold, **meter.snapshot()})
+            val_after = _evaluate(compiled, dataset.val, metric, config.num_threads)
+            meter.check()
+    except BudgetExceededError as exc:
+        raise BudgetExceededError(
+            f"{exc} Stopped before writing the agent; completed LM calls are cached in {config.resolved_cache_dir}, "
+            "so raising the limit and re-running resumes without paying for them again."
+        ) from None
+    except HelmOptimizerError:
+        raise
+    except Exception as exc:
+        if meter.exceeded:
+            raise BudgetExceededError(f"Budget exhausted: {meter.exceeded}. Nothing was written.") from exc
+        if _is_connection_error(exc):
+            raise ModelError(f"The model {config.lm.model} failed: {type(exc).__name__}: {_first_line(exc)}") from exc
+        raise
+    wall = time.perf_counter() - started
+    usage = {**meter.snapshot(), "parse_failures": failures.count}
+    if dataset.val and failures.count and val_after == 0 and val_before == 0 and usage["lm_calls"] > 0:
+        logger.warning("Every validation answer failed to parse; the model does not follow the output format.")
+    meta = {
+        "format": 1,
+        "scenario": dataset.key,
+        "run_entry": config.scenario,
+        "model": config.lm.model,
+        "optimizer": config.optimizer,
+        "program": kind,
+        "fold": fold,
+        "num_folds": dataset.num_folds,
+        "seed": config.seed,
+        "config": config.public_dict(),
+        "config_fingerprint": config_fingerprint(config),
+        "data": {
+            "fingerprint": data_fp, "train_size": len(dataset.train), "val_size": len(dataset.val),
+            "strategy": dataset.strategy, "provenance": dataset.provenance, "notes": dataset.notes,
+            "main_metric": dataset.main_metric, "eval_size": len(dataset.eval_ids),
+            "eval_ids_fingerprint": fingerprint(dataset.eval_ids), "test_size": dataset.test_size,
+        },
+        "scores": {"metric": dataset.main_metric, "val_before": val_before, "val_after": val_after},
+        "usage": usage,
+        "wall_time_s": round(wall, 3),
+        "versions": package_versions(),
+        "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    }
+    emit({"stage": "saving", "path": str(path)})
+    save_agent(compiled, path, meta, force=True, secrets=_secrets(config))
+    return AgentResult(path=path, fold=fold, status="written", val_before=val_before, val_after=val_after,
+                       usage=usage, wall_time_s=wall, meta=meta)
+
+
+_cache_configured: str | None = None
+
+
+def _configure_cache(config: OptimizeConfig) -> None:
+    """Point DSPy's response cache at ``<cache dir>/dspy`` (one cache per output directory)."""
+    global _cache_configured
+    import dspy
+
+    target = str((config.resolved_cache_dir / "dspy").resolve()) if config.cache else "off"
+    if _cache_configured == target:
+        return
+    if config.cache:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        dspy.configure_cache(enable_disk_cache=True, enable_memory_cache=True, disk_cache_dir=target)
+    else:
+        dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=False)
+    _cache_configured = target
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else ""
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    names = {"APIConnectionError", "ConnectError", "ConnectionError", "ServiceUnavailableError",
+             "AuthenticationError", "LMAuthenticationError", "NotFoundError", "Timeout", "ReadTimeout"}
+    current: BaseException | None = exc
+    seen = set()
+    while current is not None and id(current) not in seen:
+        if type(current).__name__ in names or "Connection" in type(current).__name__:
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False

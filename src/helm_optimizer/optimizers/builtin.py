@@ -1,0 +1,218 @@
+"""Built-in optimizers: DSPy's, under DSPy's names, plus the zero-shot baselines.
+
+``BootstrapFewShotWithRandomSearch`` and ``MIPROv2`` produce the same programs as DSPy's classes for
+the same seed and LM answers, but build their independent candidates concurrently (see
+:mod:`helm_optimizer.optimizers.parallel`), which is where DSPy spends most of its wall time.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any, ClassVar
+
+from helm_optimizer.errors import ConfigError
+from helm_optimizer.optimizers.base import OptimizeContext, register_optimizer
+from helm_optimizer.optimizers.parallel import ParallelMIPROv2, bootstrap_candidates, run_parallel
+
+__all__ = [
+    "BootstrapFewShotOptimizer",
+    "GEPAOptimizer",
+    "LabeledFewShotOptimizer",
+    "MIPROv2Optimizer",
+    "RandomSearchOptimizer",
+    "SIMBAOptimizer",
+    "ZeroShotCoTOptimizer",
+    "ZeroShotPredictOptimizer",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class _Base:
+    name: ClassVar[str] = ""
+    program: ClassVar[str | None] = None
+    needs_valset: ClassVar[bool] = False
+    accepted_options: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, options: dict[str, Any] | None = None) -> None:
+        unknown = set(options or {}) - self.accepted_options
+        if unknown:
+            known = ", ".join(sorted(self.accepted_options)) or "none"
+            raise ConfigError(f"Optimizer {self.name} does not take option(s) {', '.join(sorted(unknown))} "
+                              f"(it takes: {known}).")
+        self.options = dict(options or {})
+
+
+@register_optimizer("ZeroShotPredict")
+class ZeroShotPredictOptimizer(_Base):
+    """``dspy.Predict("inputs -> output")`` as is: the DSPy zero-shot baseline."""
+
+    program = "predict"
+
+    def compile(self, student: Any, *, trainset: list[Any], valset: list[Any], context: OptimizeContext) -> Any:
+        return student.reset_copy()
+
+
+@register_optimizer("ZeroShotCoT")
+class ZeroShotCoTOptimizer(_Base):
+    """``dspy.ChainOfThought("inputs -> output")`` as is: the DSPy zero-shot CoT baseline."""
+
+    program = "cot"
+
+    def compile(self, student: Any, *, trainset: list[Any], valset: list[Any], context: OptimizeContext) -> Any:
+        return student.reset_copy()
+
+
+@register_optimizer("LabeledFewShot")
+class LabeledFewShotOptimizer(_Base):
+    """``max_labeled_demos`` training examples as demos, sampled with the run's seed.
+
+    (DSPy's ``LabeledFewShot`` always samples with seed 0; this one honours ``--seed``.)
+    """
+
+    def compile(self, student: Any, *, trainset: list[Any], valset: list[Any], context: OptimizeContext) -> Any:
+        program = student.reset_copy()
+        k = min(context.max_labeled_demos, len(trainset))
+        rng = random.Random(context.seed)
+        for predictor in program.predictors():
+            predictor.demos = rng.sample(list(trainset), k)
+        return program
+
+
+@register_optimizer("BootstrapFewShot")
+class BootstrapFewShotOptimizer(_Base):
+    """DSPy's ``BootstrapFewShot`` over the training set shuffled with the run's seed."""
+
+    accepted_options = frozenset({"max_rounds", "metric_threshold", "max_errors"})
+
+    def compile(self, student: Any, *, trainset: list[Any], valset: list[Any], context: OptimizeContext) -> Any:
+        import dspy
+
+        shuffled = list(trainset)
+        random.Random(context.seed).shuffle(shuffled)
+        optimizer = dspy.BootstrapFewShot(
+            metric=context.metric,
+            max_bootstrapped_demos=context.max_bootstrapped_demos,
+            max_labeled_demos=context.max_labeled_demos,
+            **self.options,
+        )
+        return optimizer.compile(student, trainset=shuffled)
+
+
+@register_optimizer("BootstrapFewShotWithRandomSearch")
+class RandomSearchOptimizer(_Base):
+    """DSPy's random search over bootstrapped demo sets, with the candidates built concurrently.
+
+    Candidates ``-3`` (zero-shot), ``-2`` (labeled only), ``-1`` (unshuffled bootstrap) and
+    ``0..N-1`` (bootstrap on the training set shuffled by ``seed + i``) are exactly DSPy's; the best
+    score on the validation set wins, ties going to the earliest candidate, as in DSPy.
+    """
+
+    needs_valset = True
+    accepted_options = frozenset({"num_candidate_programs", "max_rounds", "metric_threshold", "max_errors",
+                                  "stop_at_score"})
+
+    def compile(self, student: Any, *, trainset: list[Any], valset: list[Any], context: OptimizeContext) -> Any:
+        from dspy.evaluate import Evaluate
+
+        num_candidates = int(self.options.get("num_candidate_programs", 16))
+        programs = bootstrap_candidates(
+            student, trainset, context=context, num_candidate_sets=num_candidates + 3,
+            shuffle_rng=None, seed_offset=context.seed, max_rounds=int(self.options.get("max_rounds", 1)),
+            metric_threshold=self.options.get("metric_threshold"), max_errors=self.options.get("max_errors"),
+            labeled_sample=True,
+        )
+        evaluation_set = valset or trainset
+
+        def evaluate(index: int) -> float:
+            program = programs[index]
+            result = Evaluate(devset=evaluation_set, metric=context.metric, num_threads=context.num_threads,
+                              display_progress=False, display_table=False,
+                              max_errors=self.options.get("max_errors"))(program)
+            context.progress(f"candidate {index + 1}/{len(programs)} scored {float(result.score):.1f}")
+            return float(result.score)
+
+        scores = run_parallel([lambda i=i: evaluate(i) for i in range(len(programs))],
+                              max_workers=context.num_threads)
+        best = max(range(len(scores)), key=lambda i: (scores[i], -i))
+        logger.info("Random search scores by candidate: %s; best candidate %d", scores, best)
+        program = programs[best]
+        program.candidate_scores = scores
+        return program
+
+
+@register_optimizer("MIPROv2")
+class MIPROv2Optimizer(_Base):
+    """DSPy's MIPROv2 (instructions + demos, Bayesian search), candidates built concurrently."""
+
+    needs_valset = True
+    accepted_options = frozenset({"num_candidates", "num_trials", "minibatch", "minibatch_size",
+                                  "init_temperature", "max_errors", "metric_threshold",
+                                  "program_aware_proposer", "data_aware_proposer", "tip_aware_proposer",
+                                  "fewshot_aware_proposer", "view_data_batch_size"})
+    _init_keys = ("num_candidates", "init_temperature", "max_errors", "metric_threshold")
+
+    def compile(self, student: Any, *, trainset: list[Any], valset: list[Any], context: OptimizeContext) -> Any:
+        init = {k: self.options[k] for k in self._init_keys if k in self.options}
+        compile_kwargs = {k: v for k, v in self.options.items() if k not in self._init_keys}
+        auto = None if "num_candidates" in init else context.auto
+        optimizer = ParallelMIPROv2(
+            metric=context.metric, prompt_model=context.prompt_lm, task_model=context.task_lm,
+            max_bootstrapped_demos=context.max_bootstrapped_demos, max_labeled_demos=context.max_labeled_demos,
+            auto=auto, num_threads=context.num_threads, seed=context.seed, verbose=False, track_stats=False,
+            **init,
+        )
+        optimizer.progress = context.progress
+        if len(valset) < 2:
+            raise ConfigError("MIPROv2 needs a validation set of at least 2 examples; raise --val-size or --limit.")
+        compile_kwargs.setdefault("minibatch_size", min(35, len(valset)))
+        if len(valset) <= int(compile_kwargs["minibatch_size"]):
+            compile_kwargs.setdefault("minibatch", False)
+        return optimizer.compile(student, trainset=trainset, valset=valset, **compile_kwargs)
+
+
+@register_optimizer("GEPA")
+class GEPAOptimizer(_Base):
+    """DSPy's GEPA: reflective instruction evolution driven by textual feedback from the HELM metric."""
+
+    needs_valset = True
+    accepted_options = frozenset({"max_metric_calls", "max_full_evals", "reflection_minibatch_size",
+                                  "candidate_selection_strategy", "use_merge", "max_merge_invocations",
+                                  "skip_perfect_score"})
+
+    def compile(self, student: Any, *, trainset: list[Any], valset: list[Any], context: OptimizeContext) -> Any:
+        import dspy
+
+        budget = {k: self.options[k] for k in ("max_metric_calls", "max_full_evals") if k in self.options}
+        if not budget:
+            budget = {"auto": context.auto or "light"}
+        rest = {k: v for k, v in self.options.items() if k not in ("max_metric_calls", "max_full_evals")}
+        optimizer = dspy.GEPA(
+            metric=context.feedback_metric, reflection_lm=context.prompt_lm or context.task_lm,
+            num_threads=context.num_threads, seed=context.seed, track_stats=False, **budget, **rest,
+        )
+        return optimizer.compile(student, trainset=trainset, valset=valset or None)
+
+
+@register_optimizer("SIMBA")
+class SIMBAOptimizer(_Base):
+    """DSPy's SIMBA (stochastic introspective mini-batch ascent)."""
+
+    accepted_options = frozenset({"bsize", "num_candidates", "max_steps", "max_demos"})
+
+    def compile(self, student: Any, *, trainset: list[Any], valset: list[Any], context: OptimizeContext) -> Any:
+        import dspy
+
+        pool = list(trainset) + list(valset)
+        bsize = int(self.options.get("bsize", min(32, len(pool))))
+        if len(pool) < bsize or bsize < 1:
+            raise ConfigError(f"SIMBA needs at least bsize={bsize} examples (has {len(pool)}); raise --limit.")
+        optimizer = dspy.SIMBA(
+            metric=context.metric, bsize=bsize,
+            num_candidates=int(self.options.get("num_candidates", 4)),
+            max_steps=int(self.options.get("max_steps", 4)),
+            max_demos=int(self.options.get("max_demos", max(1, context.max_bootstrapped_demos))),
+            prompt_model=context.prompt_lm, num_threads=context.num_threads,
+        )
+        return optimizer.compile(student, trainset=pool, seed=context.seed)

@@ -1,0 +1,224 @@
+"""A HELM client that answers each request by running a saved DSPy agent.
+
+Compared with HELM's ``helm.clients.dspy_client.DSPyClient`` it
+
+* goes through HELM's request cache (a re-run of ``helm-run`` makes no LM calls),
+* is safe under HELM's parallelism (one program per thread-free call, LM scoped per call),
+* reports a failure per instance (an unparseable answer scores as empty) instead of aborting,
+* reads the API key from an environment variable and never writes it anywhere,
+* finds the agent for the current run's scenario (and fold) in an agents directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from helm.clients.client import CachingClient
+from helm.common.cache import CacheConfig
+from helm.common.request import ErrorFlags, GeneratedOutput, Request, RequestResult, Token, wrap_request_time
+
+from helm_optimizer.naming import METHOD_ZS_COT, METHOD_ZS_PREDICT
+
+__all__ = ["EVALUATION_USAGE", "AgentClient", "scenario_candidates"]
+
+logger = logging.getLogger(__name__)
+
+# LM usage of agent evaluations in this process, per deployment (calls that missed HELM's cache).
+EVALUATION_USAGE: dict[str, Any] = {}
+_usage_lock = threading.Lock()
+_ZERO_SHOT = {METHOD_ZS_PREDICT: "predict", METHOD_ZS_COT: "cot"}
+_NON_SCENARIO_ARGS = {"model", "model_deployment", "fold", "num_folds", "eval_limit", "seed", "data_dir"}
+
+
+def scenario_candidates(run_spec_name: str | None) -> tuple[list[str], int | None]:
+    """Candidate scenario keys for a HELM run spec name (most specific first) and its fold."""
+    from helm_optimizer.naming import parse_run_entry, scenario_key
+
+    if not run_spec_name:
+        return [], None
+    try:
+        name, args = parse_run_entry(run_spec_name)
+    except Exception:
+        name, args = run_spec_name.split(":", 1)[0], {}
+    fold = int(args["fold"]) if args.get("fold", "").isdigit() else None
+    if name.startswith("hopt_"):
+        name = name[len("hopt_"):]
+    kept = {k: v for k, v in args.items() if k not in _NON_SCENARIO_ARGS and v not in ("None", "")}
+    candidates = []
+    if kept:
+        candidates.append(scenario_key(name + ":" + ",".join(f"{k}={v}" for k, v in kept.items())))
+    candidates.append(scenario_key(name))
+    return candidates, fold
+
+
+class AgentClient(CachingClient):  # type: ignore[misc]
+    """Runs ``method`` (an optimizer's agent, or a zero-shot program) for ``model`` on each request."""
+
+    def __init__(self, cache_config: CacheConfig, method: str = METHOD_ZS_COT, model: str | None = None,
+                 lm: dict[str, Any] | None = None, agents_dir: str | None = None, agent_path: str | None = None,
+                 program: str | None = None, tokenizer_name: str | None = None, **_: Any) -> None:
+        super().__init__(cache_config=cache_config)
+        from helm_optimizer.config import LMConfig
+
+        if not lm:
+            raise ValueError("AgentClient needs an 'lm' object (model, api_base, api_key_env, ...) in its client args")
+        self.lm_config = LMConfig.model_validate(lm)
+        self.method = method
+        self.model = model or self.lm_config.model
+        self.agents_dir = Path(agents_dir) if agents_dir else None
+        self.agent_path = Path(agent_path) if agent_path else None
+        self.program_kind = program
+        self._lm: Any = None
+        self._adapter: Any = None
+        self._programs: dict[str, tuple[Any, str]] = {}
+        self._lock = threading.Lock()
+        self.deployment = f"{self.model}:{method}"
+
+    # -- setup (lazy: HELM builds clients before the first request) ----------------------------
+    def _ensure_lm(self) -> None:
+        if self._lm is not None:
+            return
+        with self._lock:
+            if self._lm is None:
+                from helm_optimizer.lm import adapter_for, build_lm
+
+                # HELM's request cache is the cache here; DSPy's would hide calls from it.
+                self._adapter = adapter_for(self.lm_config)
+                self._lm = build_lm(self.lm_config, cache=False, check=False, parallel=8)
+
+    def _resolve_agent(self) -> tuple[Path | None, str]:
+        if self.method in _ZERO_SHOT:
+            return None, _ZERO_SHOT[self.method]
+        if self.agent_path is not None:
+            return self.agent_path, self.program_kind or ""
+        from helm.benchmark.runner import _get_current_run_spec_name
+
+        from helm_optimizer.agents.store import find_agent
+
+        candidates, fold = scenario_candidates(_get_current_run_spec_name())
+        if self.agents_dir is None:
+            raise _Fatal(f"Deployment for {self.model} / {self.method} has neither agents_dir nor agent_path.")
+        found = find_agent(self.agents_dir, candidates, self.model, self.method, fold)
+        if found is None:
+            where = ", ".join(str(self.agents_dir / c) for c in candidates) or str(self.agents_dir)
+            fold_note = f" (fold {fold})" if fold is not None else ""
+            raise _Fatal(
+                f"No {self.method} agent{fold_note} for model {self.model} under {where}; "
+                "run `helm-optimizer optimize` for this scenario and model first."
+            )
+        return found, self.program_kind or ""
+
+    def _program(self) -> tuple[Any, str]:
+        path, kind = self._resolve_agent()
+        key = str(path) if path is not None else f"zero-shot:{kind}"
+        cached = self._programs.get(key)
+        if cached is not None:
+            return cached
+        with self._lock:
+            if key not in self._programs:
+                from helm_optimizer.agents.program import load_program, make_program
+
+                if path is None:
+                    program, fingerprint = make_program(kind), f"zero-shot:{kind}"
+                else:
+                    from helm_optimizer.errors import AgentError
+
+                    try:
+                        program = load_program(path, kind or None)
+                    except AgentError as exc:
+                        raise _Fatal(str(exc)) from exc
+                    fingerprint = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+                self._programs[key] = (program, fingerprint)
+        return self._programs[key]
+
+    # -- requests ----------------------------------------------------------------------------
+    def make_request(self, request: Request) -> RequestResult:
+        from helm_optimizer.scenarios.helm_task import request_to_inputs
+
+        try:
+            program, agent_fp = self._program()
+        except _Fatal as exc:
+            return RequestResult(success=False, cached=False, completions=[], embedding=[], error=str(exc),
+                                 error_flags=ErrorFlags(is_retriable=False, is_fatal=True))
+        inputs = request_to_inputs(request)
+        lm_public = self.lm_config.public_dict()
+        lm_public.pop("api_base", None)  # where the model is served does not change its answers
+        raw_request = {"agent": agent_fp, "method": self.method, "lm": lm_public, "inputs": inputs}
+
+        def do_it() -> dict[str, Any]:
+            return self._run(program, inputs)
+
+        try:
+            response, cached = self.cache.get(raw_request, wrap_request_time(do_it))
+        except _Transient as exc:
+            return RequestResult(success=False, cached=False, completions=[], embedding=[], error=str(exc),
+                                 error_flags=ErrorFlags(is_retriable=False, is_fatal=False))
+        if response.get("error"):
+            return RequestResult(success=False, cached=cached, completions=[], embedding=[],
+                                 error=response["error"], request_time=response.get("request_time"),
+                                 error_flags=ErrorFlags(is_retriable=False, is_fatal=False))
+        text = response["output"]
+        from helm_optimizer.plugin.tokenizer import approximate_tokens
+
+        tokens = [Token(text=piece, logprob=0.0) for piece in approximate_tokens(text)]
+        return RequestResult(
+            success=True, cached=cached, request_time=response.get("request_time"),
+            request_datetime=response.get("request_datetime"),
+            completions=[GeneratedOutput(text=text, logprob=0.0, tokens=tokens)], embedding=[],
+        )
+
+    def _run(self, program: Any, inputs: str) -> dict[str, Any]:
+        import dspy
+
+        from helm_optimizer.errors import BudgetExceededError
+        from helm_optimizer.lm import UsageMeter
+
+        self._ensure_lm()
+        meter = UsageMeter()
+        try:
+            with dspy.context(lm=self._lm, adapter=self._adapter, usage_tracker=meter, track_usage=True):
+                prediction = program(inputs=inputs)
+        except BudgetExceededError:
+            raise
+        except Exception as exc:
+            if _is_parse_error(exc):
+                self._record(meter)
+                # Deterministic for this agent and input: cached, so a re-run does not pay for it again.
+                return {"error": f"Unparseable model output: {str(exc).splitlines()[0][:300]}", "kind": "parse"}
+            raise _Transient(f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}") from exc
+        self._record(meter)
+        output = getattr(prediction, "output", None)
+        return {"output": "" if output is None else str(output), **meter.snapshot()}
+
+    def _record(self, meter: Any) -> None:
+        with _usage_lock:
+            total = EVALUATION_USAGE.setdefault(self.deployment, {"lm_calls": 0, "prompt_tokens": 0,
+                                                                  "completion_tokens": 0})
+            snap = meter.snapshot()
+            for key in ("lm_calls", "prompt_tokens", "completion_tokens"):
+                total[key] += int(snap.get(key) or 0)
+
+
+class _Fatal(Exception):
+    pass
+
+
+class _Transient(Exception):
+    pass
+
+
+def _is_parse_error(exc: BaseException) -> bool:
+    from dspy.utils.exceptions import AdapterParseError
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, AdapterParseError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False

@@ -1,0 +1,221 @@
+"""HELM model deployments and metadata for embedded models, OpenAI-compatible endpoints and agents.
+
+Deployment names follow HELM's own DSPy deployments: ``<model>-dspy-zs-predict``,
+``<model>-dspy-zs-cot``, ``<model>-dspy-fs-miprov2``, ``<model>-dspy-fs-bfrs`` and
+``<model>-dspy-fs-<optimizer>`` for other optimizers, so that
+``helm-run --run-entries "medcalc_bench:model=<model>-dspy-fs-miprov2"`` evaluates the
+MIPROv2 agent of that model on that scenario.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from helm_optimizer.naming import (
+    METHOD_ZS_COT,
+    METHOD_ZS_PREDICT,
+    deployment_name,
+    method_label,
+)
+
+__all__ = [
+    "DeploymentSet",
+    "agent_deployments",
+    "baseline_deployment",
+    "register",
+    "register_agents_dir",
+    "register_core",
+    "scan_agents_dir",
+    "write_prod_env",
+]
+
+logger = logging.getLogger(__name__)
+
+APPROX_TOKENIZER = "helm-optimizer/approx"
+PROMPT_BUILDER = "helm-optimizer/prompt-builder"
+_TEXT_TAGS = ["TEXT_MODEL_TAG", "LIMITED_FUNCTIONALITY_TEXT_MODEL_TAG", "INSTRUCTION_FOLLOWING_MODEL_TAG"]
+_lock = threading.Lock()
+_registered: set[str] = set()
+
+
+@dataclass
+class DeploymentSet:
+    """Plain-data deployments, metadata and tokenizers (as written to a ``prod_env`` directory)."""
+
+    model_deployments: list[dict[str, Any]] = field(default_factory=list)
+    models: list[dict[str, Any]] = field(default_factory=list)
+    tokenizer_configs: list[dict[str, Any]] = field(default_factory=list)
+
+    def extend(self, other: DeploymentSet) -> None:
+        self.model_deployments.extend(other.model_deployments)
+        self.models.extend(other.models)
+        self.tokenizer_configs.extend(other.tokenizer_configs)
+
+
+def _metadata(name: str, display: str, description: str) -> dict[str, Any]:
+    creator = name.split("/", 1)[0] if "/" in name else "helm-optimizer"
+    return {"name": name, "display_name": display, "description": description,
+            "creator_organization_name": creator, "access": "open", "release_date": None, "tags": list(_TEXT_TAGS)}
+
+
+def _tokenizer() -> dict[str, Any]:
+    return {"name": APPROX_TOKENIZER,
+            "tokenizer_spec": {"class_name": "helm_optimizer.plugin.tokenizer.ApproximateTokenizer", "args": {}},
+            "end_of_text_token": "", "prefix_token": ""}
+
+
+def core_set() -> DeploymentSet:
+    """The prompt-builder deployment, the offline tokenizer and every embedded model."""
+    from helm_optimizer.serving.embedded import embedded_model_names
+
+    out = DeploymentSet(tokenizer_configs=[_tokenizer()])
+    out.model_deployments.append({
+        "name": PROMPT_BUILDER, "model_name": PROMPT_BUILDER,
+        "client_spec": {"class_name": "helm_optimizer.plugin.clients.PromptOnlyClient", "args": {}},
+    })
+    out.models.append(_metadata(PROMPT_BUILDER, "helm-optimizer prompt builder",
+                                "Builds HELM prompts for optimization; answers no requests."))
+    for name in embedded_model_names():
+        out.model_deployments.append({
+            "name": name, "model_name": name, "tokenizer_name": APPROX_TOKENIZER, "max_sequence_length": 8192,
+            "client_spec": {"class_name": "helm_optimizer.plugin.clients.EmbeddedOpenAIClient",
+                            "args": {"embedded_model": name}},
+        })
+        out.models.append(_metadata(name, f"{name} (embedded, llama.cpp)",
+                                    "A small instruct model shipped in a PyPI package and served on 127.0.0.1."))
+    return out
+
+
+def baseline_deployment(lm: dict[str, Any], *, max_sequence_length: int = 128_000) -> DeploymentSet:
+    """A deployment of ``lm['model']`` itself at its ``api_base`` (HELM's chat OpenAIClient)."""
+    model = lm["model"]
+    if not lm.get("api_base"):
+        return DeploymentSet()
+    openai_name = model.split("/", 1)[1] if "/" in model else model
+    return DeploymentSet(
+        model_deployments=[{
+            "name": model, "model_name": model, "tokenizer_name": APPROX_TOKENIZER,
+            "max_sequence_length": max_sequence_length,
+            "client_spec": {"class_name": "helm_optimizer.plugin.clients.OpenAICompatibleClient",
+                            "args": {"base_url": lm["api_base"], "api_key_env": lm.get("api_key_env"),
+                                     "openai_model_name": openai_name, "timeout": lm.get("timeout", 120.0)}},
+        }],
+        models=[_metadata(model, model, f"{model} served at an OpenAI-compatible endpoint.")],
+    )
+
+
+def agent_deployments(lm: dict[str, Any], methods: Iterable[str], *, agents_dir: str | None,
+                      max_sequence_length: int = 128_000) -> DeploymentSet:
+    """One deployment per method for the model in ``lm`` (public LM config, no secret)."""
+    model = lm["model"]
+    out = DeploymentSet()
+    for method in methods:
+        name = deployment_name(model, method)
+        out.model_deployments.append({
+            "name": name, "model_name": name, "tokenizer_name": APPROX_TOKENIZER,
+            "max_sequence_length": max_sequence_length,
+            "client_spec": {"class_name": "helm_optimizer.plugin.agent_client.AgentClient",
+                            "args": {"method": method, "model": model, "lm": lm,
+                                     "agents_dir": agents_dir}},
+        })
+        out.models.append(_metadata(name, f"{model} ({method_label(method)})",
+                                    f"{model} answering through a DSPy program ({method_label(method)})."))
+    return out
+
+
+def scan_agents_dir(agents_dir: Path) -> dict[str, dict[str, Any]]:
+    """``{model: {"lm": public LM config, "methods": [...]}}`` from the agents and their metadata."""
+    from helm_optimizer.agents.store import list_agents
+
+    models: dict[str, dict[str, Any]] = {}
+    for info in list_agents(agents_dir):
+        entry = models.setdefault(info.model, {"lm": None, "methods": set()})
+        entry["methods"].add(info.optimizer)
+        lm = ((info.meta or {}).get("config") or {}).get("lm")
+        if lm and entry["lm"] is None:
+            entry["lm"] = lm
+    for model, entry in models.items():
+        if entry["lm"] is None:
+            entry["lm"] = {"model": model}
+        entry["methods"] = [METHOD_ZS_PREDICT, METHOD_ZS_COT, *sorted(entry["methods"])]
+    return models
+
+
+def register(deployments: DeploymentSet) -> list[str]:
+    """Register plain-data deployments with HELM in this process (names already registered are kept)."""
+    import cattrs
+    import dacite
+    from helm.benchmark.model_deployment_registry import ModelDeployment, register_model_deployment
+    from helm.benchmark.model_metadata_registry import ModelMetadata, register_model_metadata
+    from helm.benchmark.tokenizer_config_registry import TokenizerConfig, register_tokenizer_config
+
+    names = []
+    with _lock:
+        for tok in deployments.tokenizer_configs:
+            if f"tok:{tok['name']}" not in _registered:
+                register_tokenizer_config(cattrs.structure(tok, TokenizerConfig))
+                _registered.add(f"tok:{tok['name']}")
+        for meta in deployments.models:
+            if f"meta:{meta['name']}" not in _registered:
+                register_model_metadata(dacite.from_dict(ModelMetadata, meta))
+                _registered.add(f"meta:{meta['name']}")
+        for dep in deployments.model_deployments:
+            key = f"dep:{dep['name']}"
+            if key not in _registered:
+                register_model_deployment(cattrs.structure(dep, ModelDeployment))
+                _registered.add(key)
+            names.append(dep["name"])
+    return names
+
+
+def register_core() -> None:
+    register(core_set())
+
+
+def register_agents_dir(agents_dir: Path) -> list[str]:
+    """Register deployments for every model and method found in ``agents_dir``."""
+    out = DeploymentSet()
+    for _model, entry in scan_agents_dir(agents_dir).items():
+        out.extend(baseline_deployment(entry["lm"]))
+        out.extend(agent_deployments(entry["lm"], entry["methods"], agents_dir=str(Path(agents_dir).resolve())))
+    return register(out)
+
+
+def write_prod_env(local_path: Path, deployments: DeploymentSet) -> list[Path]:
+    """Write ``model_deployments.yaml``, ``model_metadata.yaml`` and ``tokenizer_configs.yaml``.
+
+    The files hold no secret: clients read keys from the environment variable named in their args.
+    Existing entries with other names are kept.
+    """
+    import yaml
+
+    from helm_optimizer._io import write_text_atomic
+
+    local_path = Path(local_path)
+    written = []
+    for filename, key, items in (
+        ("model_deployments.yaml", "model_deployments", deployments.model_deployments),
+        ("model_metadata.yaml", "models", deployments.models),
+        ("tokenizer_configs.yaml", "tokenizer_configs", deployments.tokenizer_configs),
+    ):
+        path = local_path / filename
+        existing: list[dict[str, Any]] = []
+        if path.is_file():
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            existing = [e for e in loaded.get(key, []) if e.get("name") not in {i["name"] for i in items}]
+        merged = existing + list(items)
+        write_text_atomic(path, yaml.safe_dump({key: merged}, sort_keys=False, allow_unicode=True))
+        written.append(path)
+    return written
+
+
+def env_agents_dirs() -> list[Path]:
+    """Agents directories named in ``HELM_OPTIMIZER_AGENTS_DIR`` (``os.pathsep``-separated)."""
+    raw = os.environ.get("HELM_OPTIMIZER_AGENTS_DIR", "")
+    return [Path(p) for p in raw.split(os.pathsep) if p]

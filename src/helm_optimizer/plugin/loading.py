@@ -1,0 +1,227 @@
+"""Loading HELM and its plugins the way ``helm-run`` does, but with errors instead of warnings.
+
+``helm-run`` logs a warning and carries on when a plugin fails to import, reports an unknown
+``class_name`` deep inside a run, and cannot tell which two plugins registered the same run spec
+name. Here each of those is a :class:`PluginError` naming the module and the cause, raised before
+any model is called.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import re
+import sys
+import threading
+from collections.abc import Iterable, Sequence
+from importlib.metadata import entry_points
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from helm_optimizer._env import prepare_nltk
+from helm_optimizer.errors import PluginError, UnknownNameError
+from helm_optimizer.registry import did_you_mean
+
+__all__ = [
+    "check_class_name",
+    "extend_run_specs_namespace",
+    "get_run_spec_function",
+    "import_plugins",
+    "load_entry_point_plugins",
+    "prepare_helm",
+    "run_spec_names",
+    "validate_run_spec_classes",
+]
+
+logger = logging.getLogger(__name__)
+
+_lock = threading.RLock()
+_builtins_registered = False
+_loaded_plugins: dict[str, ModuleType] = {}
+_DUPLICATE_RE = re.compile(r"A run spec function with name (\S+) already exists")
+
+
+def prepare_helm(*, plugins: Sequence[str] = (), local_path: str | os.PathLike[str] | None = None,
+                 entry_points_group: str | None = "helm") -> None:
+    """Make HELM ready in this process: offline settings, built-in configs, our plugin, other plugins.
+
+    Idempotent; plugins already imported are not imported again.
+    """
+    global _builtins_registered
+    prepare_nltk()
+    with _lock:
+        if not _builtins_registered:
+            from helm.benchmark.config_registry import register_builtin_configs_from_helm_package
+
+            register_builtin_configs_from_helm_package()
+            _builtins_registered = True
+            import helm_optimizer.plugin.helm_entry  # noqa: F401  (registers our deployments and run specs)
+        if local_path is not None:
+            _register_local_configs(Path(local_path))
+        if entry_points_group:
+            load_entry_point_plugins(entry_points_group)
+        extend_run_specs_namespace()
+        if plugins:
+            import_plugins(plugins)
+
+
+_local_paths_registered: set[str] = set()
+
+
+def _register_local_configs(path: Path) -> None:
+    key = str(path.resolve())
+    if key in _local_paths_registered:
+        return
+    _local_paths_registered.add(key)
+    from helm.benchmark.config_registry import register_configs_from_directory
+
+    register_configs_from_directory(str(path))
+
+
+def _import_one(spec: str, *, what: str) -> ModuleType:
+    """Import a module name or a ``.py`` path; any failure becomes a PluginError naming it."""
+    from helm.benchmark.run_spec import _REGISTERED_RUN_SPEC_FUNCTIONS
+
+    before = set(_REGISTERED_RUN_SPEC_FUNCTIONS)
+    is_path = "/" in spec or "\\" in spec or spec.endswith(".py") or os.path.exists(spec)
+    try:
+        if is_path:
+            path = Path(spec)
+            if not path.is_file():
+                raise PluginError(f"{what} {spec!r} is not a file; give a module name or the path of a .py file.")
+            import ubelt
+
+            module: ModuleType = ubelt.import_module_from_path(str(path))
+        else:
+            module = importlib.import_module(spec)
+    except PluginError:
+        raise
+    except ValueError as exc:
+        match = _DUPLICATE_RE.search(str(exc))
+        if match:
+            name = match.group(1)
+            first = _REGISTERED_RUN_SPEC_FUNCTIONS.get(name)
+            first_module = getattr(first, "__module__", "?")
+            raise PluginError(
+                f"Run spec '{name}' is registered twice: by {first_module} and by {what} {spec}; "
+                "rename one of the two run spec functions."
+            ) from exc
+        raise PluginError(f"{what} {spec!r} failed to import: ValueError: {exc}") from exc
+    except ModuleNotFoundError as exc:
+        hint = "; check the name, install its package or add its directory to PYTHONPATH"
+        raise PluginError(f"{what} {spec!r} failed to import: {exc}{hint}.") from exc
+    except Exception as exc:
+        raise PluginError(f"{what} {spec!r} failed to import: {type(exc).__name__}: {exc}") from exc
+    added = set(_REGISTERED_RUN_SPEC_FUNCTIONS) - before
+    if added:
+        logger.debug("%s %s registered run specs %s", what, spec, sorted(added))
+    return module
+
+
+def import_plugins(paths_or_names: Iterable[str]) -> list[ModuleType]:
+    """Import ``helm-run --plugins`` style plugins (module names or ``.py`` paths)."""
+    modules = []
+    for spec in paths_or_names:
+        with _lock:
+            if spec in _loaded_plugins:
+                modules.append(_loaded_plugins[spec])
+                continue
+            module = _import_one(spec, what="Plugin")
+            _loaded_plugins[spec] = module
+            modules.append(module)
+    return modules
+
+
+def load_entry_point_plugins(group: str = "helm") -> list[Any]:
+    """Load every entry point of ``group``; a failing one is an error naming it and its cause."""
+    loaded = []
+    for ep in sorted(entry_points(group=group), key=lambda e: e.name):
+        key = f"entry-point:{group}:{ep.name}"
+        with _lock:
+            if key in _loaded_plugins:
+                continue
+            module_name = ep.value.split(":", 1)[0]
+            module = _import_one(module_name, what=f"HELM plugin entry point '{ep.name}' ->")
+            _loaded_plugins[key] = module
+            loaded.append(module)
+    return loaded
+
+
+def extend_run_specs_namespace() -> list[str]:
+    """Add every ``helm/benchmark/run_specs`` directory on ``sys.path`` to HELM's run spec package.
+
+    HELM discovers run specs by iterating ``helm.benchmark.run_specs.__path__``. That package is a
+    regular package (it has an ``__init__.py``), so Python does not merge a second
+    ``helm/benchmark/run_specs`` directory found on ``PYTHONPATH`` or in an editable install into it:
+    only files that land in HELM's own directory (a regular wheel install into the same
+    site-packages) are found. Extending ``__path__`` makes the documented namespace method work for
+    every install style. Returns the directories added.
+    """
+    import helm.benchmark.run_specs as run_specs_pkg
+
+    current = [os.path.realpath(p) for p in run_specs_pkg.__path__]
+    added = []
+    for entry in sys.path:
+        candidate = os.path.join(entry or os.getcwd(), "helm", "benchmark", "run_specs")
+        if os.path.isdir(candidate) and os.path.realpath(candidate) not in current:
+            run_specs_pkg.__path__.append(candidate)
+            current.append(os.path.realpath(candidate))
+            added.append(candidate)
+    if added:
+        logger.debug("Added run spec directories to HELM's namespace: %s", added)
+    return added
+
+
+def run_spec_names() -> list[str]:
+    from helm.benchmark.run_spec import _REGISTERED_RUN_SPEC_FUNCTIONS, discover_run_spec_functions
+
+    discover_run_spec_functions()
+    return sorted(_REGISTERED_RUN_SPEC_FUNCTIONS)
+
+
+def get_run_spec_function(name: str) -> Any:
+    """HELM's run spec function for ``name``, or UnknownNameError suggesting close names."""
+    from helm.benchmark.run_spec import get_run_spec_function as helm_get
+
+    try:
+        func = helm_get(name)
+    except ValueError as exc:
+        raise PluginError(f"Loading HELM run specs failed: {exc}") from exc
+    if func is None:
+        known = run_spec_names()
+        raise UnknownNameError(
+            f"Unknown scenario (HELM run entry) '{name}'.{did_you_mean(name, known)} "
+            "Run `helm-optimizer scenarios list`, or load the plugin that defines it with --plugins."
+        )
+    return func
+
+
+def check_class_name(class_name: str, *, role: str) -> None:
+    """Import ``class_name`` now; an error names the class, the module tried and the cause."""
+    module_name, _, attr = class_name.rpartition(".")
+    if not module_name:
+        raise PluginError(f"{role} class_name '{class_name}' is not fully qualified (module.Class).")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise PluginError(
+            f"{role} class '{class_name}': module '{module_name}' could not be imported "
+            f"({type(exc).__name__}: {exc}); install it or add its directory to PYTHONPATH."
+        ) from exc
+    if not hasattr(module, attr):
+        known = [n for n in dir(module) if not n.startswith("_")]
+        raise PluginError(
+            f"{role} class '{class_name}': module '{module_name}' has no attribute '{attr}'."
+            f"{did_you_mean(attr, known)}"
+        )
+
+
+def validate_run_spec_classes(run_spec: Any) -> None:
+    """Import every class a run spec names (scenario, metrics, annotators) before running it."""
+    check_class_name(run_spec.scenario_spec.class_name, role=f"Scenario of run spec '{run_spec.name}'")
+    for metric_spec in run_spec.metric_specs:
+        check_class_name(metric_spec.class_name, role=f"Metric of run spec '{run_spec.name}'")
+    for annotator in run_spec.annotators or []:
+        check_class_name(annotator.class_name, role=f"Annotator of run spec '{run_spec.name}'")

@@ -1,0 +1,380 @@
+"""Evaluation records and the HELM outputs they point to.
+
+The sweep writes one JSON record per HELM run under ``OUTPUT_DIR/evaluations/`` (any depth). This
+module reads and validates those records, reads each run's per-instance scores from HELM's
+``per_instance_stats.json`` (and HELM's own aggregate from ``stats.json``), and merges the folds of
+cross-fitted evaluations into one :class:`MethodResult` per (scenario, model, method).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from helm_optimizer.errors import DataError
+
+__all__ = [
+    "EvaluationRecord",
+    "MethodResult",
+    "Usage",
+    "find_record_files",
+    "load_helm_aggregate",
+    "load_instance_scores",
+    "load_record",
+    "load_records",
+    "load_results",
+    "merge_folds",
+]
+
+logger = logging.getLogger(__name__)
+
+NO_RECORDS_MESSAGE = (
+    "No evaluation records under OUTPUT_DIR/evaluations; run `helm-optimizer sweep CONFIG` first."
+)
+
+_STR_KEYS = ("scenario", "run_entry", "model", "method", "suite", "run_dir", "main_metric", "split")
+_USAGE_KEYS = ("lm_calls", "prompt_tokens", "completion_tokens", "cost", "wall_time_s")
+_REQUIRED_KEYS = (*_STR_KEYS, "fold", "num_folds", "mean", "count", *_USAGE_KEYS)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """LM usage and time of one evaluation or optimization (summed over folds where merged)."""
+
+    lm_calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+    wall_time_s: float
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            lm_calls=self.lm_calls + other.lm_calls,
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            cost=self.cost + other.cost,
+            wall_time_s=self.wall_time_s + other.wall_time_s,
+        )
+
+
+@dataclass(frozen=True)
+class EvaluationRecord:
+    """One validated evaluation record: one HELM run of one method on one (scenario, model[, fold])."""
+
+    path: Path
+    scenario: str
+    run_entry: str
+    model: str
+    method: str
+    fold: int | None
+    num_folds: int
+    suite: str
+    run_dir: Path
+    """Absolute path of the HELM run directory."""
+    run_dir_label: str
+    """The run directory as written in the record (relative to OUTPUT_DIR, or absolute)."""
+    main_metric: str
+    split: str
+    mean: float
+    count: int
+    evaluation: Usage
+    optimization: Usage | None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.scenario, self.model, self.method)
+
+
+@dataclass(frozen=True)
+class MethodResult:
+    """All folds of one (scenario, model, method), with their per-instance scores merged."""
+
+    scenario: str
+    model: str
+    method: str
+    main_metric: str
+    split: str
+    num_folds: int
+    records: tuple[EvaluationRecord, ...]
+    """Sorted by fold."""
+    scores: Mapping[str, float]
+    """Per-instance main-metric score over all folds (averaged over HELM train trials)."""
+    fold_sizes: tuple[int, ...]
+    """Number of per-instance scores read from each record's run, in the order of ``records``."""
+    stats_json_means: tuple[float | None, ...]
+    """HELM's aggregate from each run's ``stats.json`` (None where the file or the stat is absent)."""
+
+    @property
+    def folds_present(self) -> tuple[int, ...]:
+        return tuple(r.fold for r in self.records if r.fold is not None)
+
+
+def find_record_files(output_dir: Path) -> list[Path]:
+    """Every ``*.json`` under ``OUTPUT_DIR/evaluations`` (any depth, hidden files skipped), sorted."""
+    root = Path(output_dir) / "evaluations"
+    if not root.is_dir():
+        return []
+    files = [
+        p
+        for p in root.rglob("*.json")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    ]
+    return sorted(files)
+
+
+def _read_json(path: Path, what: str, fix: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise DataError(f"Missing {what} {path}; {fix}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"Cannot read {what} {path} ({exc}); {fix}") from None
+
+
+def _number(data: Mapping[str, Any], key: str, path: Path, *, integer: bool = False) -> Any:
+    value = data[key]
+    ok = isinstance(value, int) if integer else isinstance(value, int | float)
+    if isinstance(value, bool) or not ok or (not integer and not math.isfinite(value)):
+        kind = "an integer" if integer else "a finite number"
+        raise DataError(
+            f"Evaluation record {path}: '{key}' must be {kind}, not {value!r}; "
+            "fix the file or rerun `helm-optimizer sweep CONFIG` to rewrite it."
+        )
+    return int(value) if integer else float(value)
+
+
+def _usage(data: Mapping[str, Any], path: Path) -> Usage:
+    return Usage(
+        lm_calls=_number(data, "lm_calls", path, integer=True),
+        prompt_tokens=_number(data, "prompt_tokens", path, integer=True),
+        completion_tokens=_number(data, "completion_tokens", path, integer=True),
+        cost=_number(data, "cost", path),
+        wall_time_s=_number(data, "wall_time_s", path),
+    )
+
+
+def _missing_keys_error(path: Path, missing: Iterable[str], where: str = "") -> DataError:
+    keys = ", ".join(repr(k) for k in missing)
+    return DataError(
+        f"Evaluation record {path} lacks key(s) {keys}{where}; "
+        "fix the file or rerun `helm-optimizer sweep CONFIG` to rewrite it."
+    )
+
+
+def load_record(path: Path, output_dir: Path) -> EvaluationRecord:
+    """Read and validate one record; its ``run_dir`` must exist (relative to ``output_dir`` or absolute)."""
+    path = Path(path)
+    fix = "fix or delete the file, or rerun `helm-optimizer sweep CONFIG` to rewrite it."
+    data = _read_json(path, "evaluation record", fix)
+    if not isinstance(data, dict):
+        raise DataError(f"Evaluation record {path} is not a JSON object; {fix}")
+    missing = [k for k in _REQUIRED_KEYS if k not in data]
+    if missing:
+        raise _missing_keys_error(path, missing)
+    for key in _STR_KEYS:
+        if not isinstance(data[key], str) or not data[key]:
+            raise DataError(f"Evaluation record {path}: '{key}' must be a non-empty string; {fix}")
+    num_folds = _number(data, "num_folds", path, integer=True)
+    fold = None if data["fold"] is None else _number(data, "fold", path, integer=True)
+    if num_folds < 1:
+        raise DataError(f"Evaluation record {path}: 'num_folds' must be at least 1; {fix}")
+    if num_folds > 1 and (fold is None or not 0 <= fold < num_folds):
+        raise DataError(
+            f"Evaluation record {path}: 'fold' must be an integer in [0, {num_folds}) when num_folds is "
+            f"{num_folds}, not {fold!r}; {fix}"
+        )
+    if num_folds == 1 and fold not in (None, 0):
+        raise DataError(f"Evaluation record {path}: 'fold' is {fold} but 'num_folds' is 1; {fix}")
+    optimization: Usage | None = None
+    raw_opt = data.get("optimization")
+    if raw_opt is not None:
+        if not isinstance(raw_opt, dict):
+            raise DataError(f"Evaluation record {path}: 'optimization' must be an object or null; {fix}")
+        opt_missing = [k for k in _USAGE_KEYS if k not in raw_opt]
+        if opt_missing:
+            raise _missing_keys_error(path, opt_missing, " in 'optimization'")
+        optimization = _usage(raw_opt, path)
+    label = data["run_dir"]
+    run_dir = Path(label)
+    if not run_dir.is_absolute():
+        run_dir = Path(output_dir) / run_dir
+    if not run_dir.is_dir():
+        raise DataError(
+            f"HELM run directory {run_dir} named by evaluation record {path} does not exist; "
+            "restore it or rerun `helm-optimizer sweep CONFIG`."
+        )
+    return EvaluationRecord(
+        path=path,
+        scenario=data["scenario"],
+        run_entry=data["run_entry"],
+        model=data["model"],
+        method=data["method"],
+        fold=fold if num_folds > 1 else None,
+        num_folds=num_folds,
+        suite=data["suite"],
+        run_dir=run_dir,
+        run_dir_label=label,
+        main_metric=data["main_metric"],
+        split=data["split"],
+        mean=_number(data, "mean", path),
+        count=_number(data, "count", path, integer=True),
+        evaluation=_usage(data, path),
+        optimization=optimization,
+    )
+
+
+def load_records(output_dir: Path) -> list[EvaluationRecord]:
+    """All records under ``OUTPUT_DIR/evaluations``; :class:`DataError` when there are none."""
+    files = find_record_files(output_dir)
+    if not files:
+        raise DataError(NO_RECORDS_MESSAGE)
+    records = [load_record(p, output_dir) for p in files]
+    logger.info("Loaded %d evaluation records from %s", len(records), Path(output_dir) / "evaluations")
+    return records
+
+
+def _is_main_stat(stat: Any, metric: str, split: str, *, aggregate: bool) -> bool:
+    if not isinstance(stat, dict):
+        return False
+    name = stat.get("name")
+    if not isinstance(name, dict) or name.get("name") != metric or name.get("split") != split:
+        return False
+    if name.get("perturbation") is not None:
+        return False
+    return not (aggregate and name.get("sub_split") is not None)
+
+
+def _stat_value(stat: Mapping[str, Any]) -> float | None:
+    mean = stat.get("mean")
+    if isinstance(mean, int | float) and not isinstance(mean, bool):
+        return float(mean)
+    count, total = stat.get("count"), stat.get("sum")
+    if isinstance(count, int) and count > 0 and isinstance(total, int | float):
+        return float(total) / count
+    return None
+
+
+def load_instance_scores(run_dir: Path, metric: str, split: str) -> dict[str, float]:
+    """Per-instance ``metric`` on ``split`` from HELM's ``per_instance_stats.json``.
+
+    Unperturbed instances only; where HELM ran several train trials, an instance's score is the mean
+    over its trials. :class:`DataError` when the file is unreadable or holds no such stat.
+    """
+    path = Path(run_dir) / "per_instance_stats.json"
+    fix = "rerun the HELM evaluation of this run (`helm-optimizer sweep CONFIG`)."
+    data = _read_json(path, "HELM per-instance stats", fix)
+    if not isinstance(data, list):
+        raise DataError(f"HELM per-instance stats {path} is not a JSON list; {fix}")
+    trials: dict[str, list[float]] = defaultdict(list)
+    for entry in data:
+        if not isinstance(entry, dict) or entry.get("perturbation") is not None:
+            continue
+        instance_id = entry.get("instance_id")
+        stats = entry.get("stats")
+        if not isinstance(instance_id, str) or not isinstance(stats, list):
+            raise DataError(f"HELM per-instance stats {path} has an entry without instance_id/stats; {fix}")
+        for stat in stats:
+            if _is_main_stat(stat, metric, split, aggregate=False):
+                value = _stat_value(stat)
+                if value is not None and math.isfinite(value):
+                    trials[instance_id].append(value)
+                break
+    if not trials:
+        raise DataError(
+            f"HELM per-instance stats {path} hold no '{metric}' stat for split '{split}'; "
+            "check 'main_metric' and 'split' in the evaluation record."
+        )
+    return {iid: sum(values) / len(values) for iid, values in trials.items()}
+
+
+def load_helm_aggregate(run_dir: Path, metric: str, split: str) -> float | None:
+    """HELM's aggregate of ``metric`` on ``split`` from ``stats.json``; None if absent."""
+    path = Path(run_dir) / "stats.json"
+    if not path.is_file():
+        return None
+    data = _read_json(
+        path, "HELM stats", "rerun the HELM evaluation of this run (`helm-optimizer sweep CONFIG`)."
+    )
+    if not isinstance(data, list):
+        return None
+    for stat in data:
+        if _is_main_stat(stat, metric, split, aggregate=True):
+            return _stat_value(stat)
+    return None
+
+
+def merge_folds(folds: Sequence[tuple[str, Mapping[str, float]]]) -> dict[str, float]:
+    """Union of per-fold scores; ``folds`` is ``(label, scores)`` pairs (label names the run in errors).
+
+    Fold test sets must be disjoint: an instance id in two folds raises :class:`DataError`.
+    """
+    merged: dict[str, float] = {}
+    owner: dict[str, str] = {}
+    for label, scores in folds:
+        for instance_id, value in scores.items():
+            if instance_id in merged:
+                raise DataError(
+                    f"Instance id '{instance_id}' appears in two folds ({owner[instance_id]} and {label}); "
+                    "cross-fitted folds must be disjoint, rerun the sweep with a fresh fold split."
+                )
+            merged[instance_id] = value
+            owner[instance_id] = label
+    return merged
+
+
+def _group(records: Sequence[EvaluationRecord]) -> dict[tuple[str, str, str], list[EvaluationRecord]]:
+    groups: dict[tuple[str, str, str], list[EvaluationRecord]] = defaultdict(list)
+    for record in records:
+        groups[record.key].append(record)
+    for key, group in groups.items():
+        first = group[0]
+        seen: dict[int | None, EvaluationRecord] = {}
+        for record in group:
+            if (record.num_folds, record.main_metric, record.split) != (
+                first.num_folds,
+                first.main_metric,
+                first.split,
+            ):
+                raise DataError(
+                    f"Evaluation records {first.path} and {record.path} of {'/'.join(key)} disagree on "
+                    "num_folds, main_metric or split; delete the stale one and rerun the sweep."
+                )
+            if record.fold in seen:
+                raise DataError(
+                    f"Evaluation records {seen[record.fold].path} and {record.path} describe the same run "
+                    f"({'/'.join(key)}, fold {record.fold}); delete the stale one."
+                )
+            seen[record.fold] = record
+        group.sort(key=lambda r: -1 if r.fold is None else r.fold)
+    return groups
+
+
+def load_results(records: Sequence[EvaluationRecord]) -> list[MethodResult]:
+    """Read every run's scores and merge folds: one :class:`MethodResult` per (scenario, model, method)."""
+    results: list[MethodResult] = []
+    for key, group in sorted(_group(records).items()):
+        first = group[0]
+        per_fold = [(str(r.run_dir), load_instance_scores(r.run_dir, r.main_metric, r.split)) for r in group]
+        merged = merge_folds(per_fold)
+        results.append(
+            MethodResult(
+                scenario=key[0],
+                model=key[1],
+                method=key[2],
+                main_metric=first.main_metric,
+                split=first.split,
+                num_folds=first.num_folds,
+                records=tuple(group),
+                scores=merged,
+                fold_sizes=tuple(len(scores) for _, scores in per_fold),
+                stats_json_means=tuple(load_helm_aggregate(r.run_dir, r.main_metric, r.split) for r in group),
+            )
+        )
+    return results

@@ -1,0 +1,277 @@
+"""Pure statistics for the report: bootstrap CIs, paired tests and model rankings.
+
+numpy only. Every random draw comes from ``numpy.random.default_rng(seed)``: the same inputs and
+seed give the same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from helm_optimizer.errors import DataError
+
+__all__ = [
+    "DEFAULT_RESAMPLES",
+    "McNemarResult",
+    "MeanCI",
+    "PairedBootstrap",
+    "PairedComparison",
+    "RankingFlip",
+    "bootstrap_mean_ci",
+    "compare_paired",
+    "is_binary",
+    "mcnemar_exact",
+    "paired_bootstrap",
+    "rank_models",
+    "ranking_flips",
+]
+
+DEFAULT_RESAMPLES = 2000
+_MAX_DRAWS_PER_CHUNK = 4_000_000  # bounds memory: a chunk of resamples holds at most this many indices
+
+Values = Sequence[float] | npt.NDArray[np.float64]
+TestName = Literal["mcnemar-exact", "paired-bootstrap"]
+
+
+@dataclass(frozen=True)
+class MeanCI:
+    mean: float
+    ci_low: float
+    ci_high: float
+    n: int
+
+
+@dataclass(frozen=True)
+class PairedBootstrap:
+    delta: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+
+
+@dataclass(frozen=True)
+class McNemarResult:
+    b: int
+    """Instances the method gets right (1) and the baseline wrong (0)."""
+    c: int
+    """Instances the method gets wrong (0) and the baseline right (1)."""
+    p_value: float
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """Method minus baseline over the instances both were scored on."""
+
+    n: int
+    delta: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    test: TestName
+    b: int | None
+    c: int | None
+
+
+@dataclass(frozen=True)
+class RankingFlip:
+    """Two models whose order under ``method`` is the reverse of their order under the baseline."""
+
+    scenario: str
+    method: str
+    model_a: str
+    """The model ranked higher under the baseline."""
+    model_b: str
+    baseline_a: float
+    baseline_b: float
+    method_a: float
+    method_b: float
+
+
+def _vector(values: Values) -> npt.NDArray[np.float64]:
+    x = np.asarray(values, dtype=np.float64).reshape(-1)
+    if x.size == 0:
+        raise DataError("No per-instance scores to summarize; check that the HELM run scored its instances.")
+    if not np.all(np.isfinite(x)):
+        raise DataError("Per-instance scores contain NaN or infinity; check the HELM run's metric.")
+    return x
+
+
+def _check_resamples(resamples: int) -> None:
+    if resamples < 1:
+        raise DataError(f"resamples must be at least 1, not {resamples}; pass e.g. resamples=2000.")
+
+
+def _bootstrap_means(
+    x: npt.NDArray[np.float64], rng: np.random.Generator, resamples: int
+) -> npt.NDArray[np.float64]:
+    n = x.size
+    out = np.empty(resamples, dtype=np.float64)
+    chunk = max(1, _MAX_DRAWS_PER_CHUNK // n)
+    for start in range(0, resamples, chunk):
+        stop = min(resamples, start + chunk)
+        idx = rng.integers(0, n, size=(stop - start, n))
+        out[start:stop] = x[idx].mean(axis=1)
+    return out
+
+
+def _percentile_interval(draws: npt.NDArray[np.float64], level: float) -> tuple[float, float]:
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(draws, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
+def bootstrap_mean_ci(
+    values: Values, *, seed: int, resamples: int = DEFAULT_RESAMPLES, level: float = 0.95
+) -> MeanCI:
+    """Mean with a percentile-bootstrap confidence interval (95% by default)."""
+    _check_resamples(resamples)
+    x = _vector(values)
+    draws = _bootstrap_means(x, np.random.default_rng(seed), resamples)
+    low, high = _percentile_interval(draws, level)
+    return MeanCI(mean=float(x.mean()), ci_low=low, ci_high=high, n=int(x.size))
+
+
+def paired_bootstrap(
+    method: Values,
+    baseline: Values,
+    *,
+    seed: int,
+    resamples: int = DEFAULT_RESAMPLES,
+    level: float = 0.95,
+) -> PairedBootstrap:
+    """Paired bootstrap of ``mean(method - baseline)`` over aligned per-instance scores.
+
+    The CI is the percentile interval of the resampled mean differences. The two-sided p-value
+    compares the resampled differences re-centred on zero (the null of no difference) with the
+    observed one: ``(1 + #{|d* - d| >= |d|}) / (1 + resamples)``.
+    """
+    _check_resamples(resamples)
+    m, b = _vector(method), _vector(baseline)
+    if m.shape != b.shape:
+        raise DataError("Paired scores must have the same length; align them on common instance ids first.")
+    d = m - b
+    delta = float(d.mean())
+    draws = _bootstrap_means(d, np.random.default_rng(seed), resamples)
+    low, high = _percentile_interval(draws, level)
+    tolerance = 1e-12 * max(1.0, abs(delta))
+    extreme = int(np.count_nonzero(np.abs(draws - delta) >= abs(delta) - tolerance))
+    p_value = min(1.0, (1 + extreme) / (1 + resamples))
+    return PairedBootstrap(delta=delta, ci_low=low, ci_high=high, p_value=p_value)
+
+
+def is_binary(values: Values) -> bool:
+    """True when every value is exactly 0 or 1."""
+    x = np.asarray(values, dtype=np.float64)
+    return bool(np.all((x == 0.0) | (x == 1.0)))
+
+
+def _binomial_two_sided_half(k: int, n: int) -> float:
+    """Exact two-sided binomial test p-value of ``k`` successes in ``n`` trials at p = 1/2."""
+    if n == 0:
+        return 1.0
+    low = min(k, n - k)
+    tail = sum(math.comb(n, i) for i in range(low + 1))
+    return min(1.0, (2 * tail) / (1 << n))
+
+
+def mcnemar_exact(method: Values, baseline: Values) -> McNemarResult:
+    """Exact McNemar test on aligned binary (0/1) scores: a binomial test of b against b + c."""
+    m, b = _vector(method), _vector(baseline)
+    if m.shape != b.shape:
+        raise DataError("Paired scores must have the same length; align them on common instance ids first.")
+    if not (is_binary(m) and is_binary(b)):
+        raise DataError("McNemar's test needs 0/1 scores; use paired_bootstrap for other metrics.")
+    wins = int(np.count_nonzero((m == 1.0) & (b == 0.0)))
+    losses = int(np.count_nonzero((m == 0.0) & (b == 1.0)))
+    return McNemarResult(b=wins, c=losses, p_value=_binomial_two_sided_half(wins, wins + losses))
+
+
+def compare_paired(
+    method: Mapping[str, float],
+    baseline: Mapping[str, float],
+    *,
+    seed: int,
+    resamples: int = DEFAULT_RESAMPLES,
+    level: float = 0.95,
+) -> PairedComparison:
+    """Compare a method with the baseline over the instance ids both have.
+
+    Delta and its CI come from the paired bootstrap. The p-value is McNemar's exact test when both
+    score vectors are binary, else the paired-bootstrap p-value.
+    """
+    common = sorted(method.keys() & baseline.keys())
+    if not common:
+        raise DataError("The method and the baseline share no instance ids; evaluate both on the same split.")
+    m = np.array([method[i] for i in common], dtype=np.float64)
+    b = np.array([baseline[i] for i in common], dtype=np.float64)
+    boot = paired_bootstrap(m, b, seed=seed, resamples=resamples, level=level)
+    if is_binary(m) and is_binary(b):
+        exact = mcnemar_exact(m, b)
+        return PairedComparison(
+            n=len(common),
+            delta=boot.delta,
+            ci_low=boot.ci_low,
+            ci_high=boot.ci_high,
+            p_value=exact.p_value,
+            test="mcnemar-exact",
+            b=exact.b,
+            c=exact.c,
+        )
+    return PairedComparison(
+        n=len(common),
+        delta=boot.delta,
+        ci_low=boot.ci_low,
+        ci_high=boot.ci_high,
+        p_value=boot.p_value,
+        test="paired-bootstrap",
+        b=None,
+        c=None,
+    )
+
+
+def rank_models(means: Mapping[str, float]) -> tuple[str, ...]:
+    """Models from best to worst mean; ties are broken by model name."""
+    return tuple(sorted(means, key=lambda model: (-means[model], model)))
+
+
+def ranking_flips(
+    scenario: str, means_by_method: Mapping[str, Mapping[str, float]], *, baseline: str = "baseline"
+) -> list[RankingFlip]:
+    """Pairs of models whose order under each method strictly reverses their order under the baseline.
+
+    ``means_by_method`` maps method -> model -> mean for one scenario. Only models scored under both
+    the baseline and the method count; a tie on either side is not a flip.
+    """
+    reference = means_by_method.get(baseline)
+    if reference is None:
+        return []
+    flips: list[RankingFlip] = []
+    for method in sorted(m for m in means_by_method if m != baseline):
+        scores = means_by_method[method]
+        models = sorted(reference.keys() & scores.keys())
+        for first, second in combinations(models, 2):
+            base_gap = reference[first] - reference[second]
+            method_gap = scores[first] - scores[second]
+            if base_gap * method_gap >= 0:
+                continue
+            a, b = (first, second) if base_gap > 0 else (second, first)
+            flips.append(
+                RankingFlip(
+                    scenario=scenario,
+                    method=method,
+                    model_a=a,
+                    model_b=b,
+                    baseline_a=reference[a],
+                    baseline_b=reference[b],
+                    method_a=scores[a],
+                    method_b=scores[b],
+                )
+            )
+    return flips
