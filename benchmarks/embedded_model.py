@@ -5,13 +5,15 @@
 Measures start-up (spawn to healthy), prompt and decode tokens/s (wall clock and llama.cpp's own
 ``timings``), aggregate decode throughput with concurrent requests, the child's resident memory, and
 how often a DSPy ``ChainOfThought("inputs -> output")`` call returns a non-empty ``output`` without
-raising, with ``dspy.ChatAdapter()`` (with and without its JSON fallback) and with structured output.
+raising, with ``dspy.ChatAdapter()`` (with and without its JSON fallback) and with structured output
+(``correct``: the gold letter, or the gold choice's text and no other choice's).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 import tempfile
@@ -49,9 +51,7 @@ QUESTIONS: list[tuple[str, list[str], str]] = [
 
 
 def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with opener.open(request, timeout=600) as response:
         result: dict[str, Any] = json.loads(response.read())
@@ -91,6 +91,15 @@ def _structured_adapter() -> Any:
     return StructuredJSONAdapter()
 
 
+def _is_correct(output: str, choices: list[str], gold: str) -> bool:
+    """The gold letter ("B", "B.", "(B)") or the gold choice's text, and no other choice's text."""
+    letter = re.match(r"^\(?([A-D])\)?(?:[.):]|$)", output)
+    if letter:
+        return letter.group(1) == gold
+    named = {i for i, choice in enumerate(choices) if choice.lower() in output.lower()}
+    return named == {"ABCD".index(gold)}
+
+
 def _parse_rate(server: EmbeddedServer, adapter: Any, calls: int) -> dict[str, float]:
     import dspy
 
@@ -117,7 +126,7 @@ def _parse_rate(server: EmbeddedServer, adapter: Any, calls: int) -> dict[str, f
         except Exception:
             return False, False, time.perf_counter() - started
         output = str(output or "").strip()
-        return bool(output), output[:1].upper() == gold, time.perf_counter() - started
+        return bool(output), _is_correct(output, choices, gold), time.perf_counter() - started
 
     items = [QUESTIONS[i % len(QUESTIONS)] for i in range(calls)]
     started = time.perf_counter()
@@ -157,9 +166,7 @@ def main() -> None:
         story = "Write a long, detailed story about a lighthouse keeper and a storm."
         answer, wall = _chat(server, story, 512, ignore_eos=True)
         tokens = answer["usage"]["completion_tokens"]
-        rows.append(
-            ("decode, 1 request: completion_tokens / wall (tok/s)", f"{tokens / wall:.1f} ({tokens} tok)")
-        )
+        rows.append(("decode, 1 request: completion_tokens / wall (tok/s)", f"{tokens / wall:.1f} ({tokens} tok)"))
         rows.append(
             (
                 "decode, 1 request: server predicted_per_second",
@@ -168,8 +175,7 @@ def main() -> None:
         )
 
         long_prompt = "Summarize the following notes in one sentence.\n" + "\n".join(
-            f"Note {i}: the {q[0].lower()} The options were {', '.join(q[1])}."
-            for i, q in enumerate(QUESTIONS * 2)
+            f"Note {i}: the {q[0].lower()} The options were {', '.join(q[1])}." for i, q in enumerate(QUESTIONS * 2)
         )
         answer, _ = _chat(server, long_prompt, 1)
         timings = answer["timings"]
@@ -182,14 +188,10 @@ def main() -> None:
 
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=args.parallel) as pool:
-            answers = list(
-                pool.map(lambda _: _chat(server, story, 256, ignore_eos=True)[0], range(args.parallel))
-            )
+            answers = list(pool.map(lambda _: _chat(server, story, 256, ignore_eos=True)[0], range(args.parallel)))
         wall = time.perf_counter() - started
         total = sum(a["usage"]["completion_tokens"] for a in answers)
-        rows.append(
-            (f"decode, {args.parallel} concurrent: total tokens / wall (tok/s)", f"{total / wall:.1f}")
-        )
+        rows.append((f"decode, {args.parallel} concurrent: total tokens / wall (tok/s)", f"{total / wall:.1f}"))
         rows.append(("child RSS idle / after requests (MB)", f"{rss_idle:.0f} / {_rss_mb(server.pid):.0f}"))
 
         import dspy

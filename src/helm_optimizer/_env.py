@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["prepare_nltk", "prepare_offline_environment"]
+__all__ = ["prepare_nltk", "prepare_offline_environment", "route_dspy_logging"]
 
 _DEFAULTS = {
     # litellm fetches a price list from the internet at import time unless told otherwise.
@@ -57,3 +57,17 @@ def _install_nltk_stub() -> None:
         stub = Path(__file__).resolve().parent / "data" / "nltk"
         if str(stub) not in nltk.data.path:
             nltk.data.path.append(str(stub))
+
+
+def route_dspy_logging() -> None:
+    """Send DSPy's log records through the application's handlers instead of DSPy's own stderr handler.
+
+    ``import dspy`` installs a handler that prints INFO lines (e.g. every evaluation's average) to
+    stderr; the CLI decides what reaches the console and what goes to the log file.
+    """
+    import logging
+
+    logger = logging.getLogger("dspy")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    logger.propagate = True

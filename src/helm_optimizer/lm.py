@@ -254,6 +254,9 @@ def build_lm(cfg: LMConfig, *, cache: bool = True, meter: UsageMeter | None = No
         check_reachable(api_base)
     if _TRACKED is None:
         _TRACKED = _tracked_lm_class()
+        from helm_optimizer._env import route_dspy_logging
+
+        route_dspy_logging()
     kwargs: dict[str, Any] = dict(cfg.extra)
     if api_base:
         kwargs["api_base"] = api_base

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from helm_optimizer._io import read_json, write_json_atomic
 from helm_optimizer.errors import ServerError, UnknownNameError
 from helm_optimizer.serving import embedded
 from helm_optimizer.serving.embedded import (
@@ -113,9 +114,7 @@ def test_busy_explicit_port(cache_dir: Path) -> None:
     )
 
 
-def test_child_failure_reports_log_tail(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache_dir: Path
-) -> None:
+def test_child_failure_reports_log_tail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache_dir: Path) -> None:
     package = tmp_path / "site" / "broken_model_pkg"
     package.mkdir(parents=True)
     (package / "__init__.py").write_text("raise ImportError('must not be imported')\n")
@@ -157,7 +156,7 @@ def test_ensure_server_reuses_in_process(shared: tuple[EmbeddedServer, Path]) ->
     server, cache = shared
     assert ensure_server("local/smollm2", parallel=1) is server
     assert ensure_server("local/smollm2", parallel=2) is server
-    state = embedded.read_json(cache / "servers" / "smollm2.json")
+    state = read_json(cache / "servers" / "smollm2.json")
     assert (state["pid"], state["port"], state["parallel"]) == (server.pid, server.port, 2)
 
 
@@ -172,9 +171,7 @@ def test_other_process_finds_server_through_state_file(shared: tuple[EmbeddedSer
         """
     )
     env = {**os.environ, "HELM_OPTIMIZER_CACHE_DIR": str(cache)}
-    done = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=True
-    )
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.split() == [str(server.pid), str(server.port), "True"]
     assert server.healthy()  # the other process's exit did not stop it
 
@@ -225,6 +222,39 @@ def test_killed_parent_takes_child_down(tmp_path: Path, cache_dir: Path, spawned
             parent.kill()
         if child and _alive(child):
             os.kill(child, signal.SIGKILL)
+
+
+def test_stale_state_file_is_ignored(cache_dir: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    state = {"pid": dead.pid, "port": 1, "parallel": 4, "started_at": 0}
+    write_json_atomic(cache_dir / "servers" / "smollm2.json", state)
+    spec = embedded.get_embedded_model("local/smollm2")
+    assert embedded._find_advertised(spec, 1, ignore=set()) is None
+
+
+@pytest.mark.embedded
+@needs_model
+def test_serve_forever_advertises_and_cleans_up(cache_dir: Path) -> None:
+    code = "from helm_optimizer.serving.embedded import serve_forever; serve_forever(parallel=1)"
+    serve = subprocess.Popen([sys.executable, "-c", code])
+    state_file = cache_dir / "servers" / "smollm2.json"
+    try:
+        deadline = time.monotonic() + 60
+        while not state_file.exists() and time.monotonic() < deadline and serve.poll() is None:
+            time.sleep(0.1)
+        state = read_json(state_file)
+        spec = embedded.get_embedded_model("local/smollm2")
+        found = embedded._find_advertised(spec, 4, ignore=set())
+        assert found is not None and (found.pid, found.port) == (state["pid"], state["port"])
+        assert found.healthy()
+        serve.send_signal(signal.SIGTERM)  # what Ctrl-C does, for a process without a terminal
+        assert serve.wait(15) == 0
+        assert not state_file.exists()
+        assert _wait_gone(state["pid"], 5)
+    finally:
+        if serve.poll() is None:
+            serve.kill()
 
 
 @pytest.mark.embedded

@@ -7,6 +7,7 @@ the same function that decides which instances an agent may be optimized on.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from helm.benchmark.scenarios.scenario import (
@@ -17,29 +18,35 @@ from helm.benchmark.scenarios.scenario import (
     with_instance_ids,
 )
 
-__all__ = ["EvalSubsetScenario"]
+__all__ = ["EvalSubsetScenario", "format_subset", "parse_subset"]
 
 
 class EvalSubsetScenario(Scenario):  # type: ignore[misc]
+    """``of``: the inner scenario's class name; ``subset``: ``seed=S,limit=N,fold=K,folds=F,split=test``.
+
+    Every other argument goes to the inner scenario. An argument value ``$NAME`` is read from the
+    environment variable NAME (used for data directories, which would otherwise make HELM's
+    leaderboard file names too long); the evaluation record keeps the real path.
+    """
+
     name = "eval_subset"
     description = "A deterministic subset (and cross-fitting fold) of another scenario's test split."
-    tags: list[str] = []
+    tags: tuple[str, ...] = ()
 
-    def __init__(self, inner: dict[str, Any], seed: int = 0, eval_limit: int | None = None,
-                 fold: int | None = None, num_folds: int = 1, main_split: str = "test",
-                 keep_train: bool = True) -> None:
+    def __init__(self, of: str, subset: str = "", **inner_args: Any) -> None:
         super().__init__()
-        self.inner_spec = ScenarioSpec(class_name=inner["class_name"], args=dict(inner.get("args") or {}))
+        args = {k: _expand(v) for k, v in inner_args.items()}
+        self.inner_spec = ScenarioSpec(class_name=of, args=args)
         self.inner = create_scenario(self.inner_spec)
         self.name = self.inner.name
         self.description = getattr(self.inner, "description", self.description)
         self.tags = list(getattr(self.inner, "tags", []))
-        self.seed = int(seed)
-        self.eval_limit = None if eval_limit in (None, "", "None") else int(eval_limit)
-        self.fold = None if fold in (None, "", "None") else int(fold)
-        self.num_folds = int(num_folds)
-        self.main_split = main_split
-        self.keep_train = keep_train
+        options = parse_subset(subset)
+        self.seed = int(options.get("seed", 0))
+        self.eval_limit = int(options["limit"]) if "limit" in options else None
+        self.fold = int(options["fold"]) if "fold" in options else None
+        self.num_folds = int(options.get("folds", 1))
+        self.main_split = options.get("split", "test")
 
     def get_instances(self, output_path: str) -> list[Instance]:
         from helm_optimizer.scenarios.dataset import eval_plan
@@ -49,17 +56,40 @@ class EvalSubsetScenario(Scenario):  # type: ignore[misc]
             instances = with_instance_ids(instances)
         test_ids = [str(i.id) for i in instances if i.split == self.main_split]
         folds = eval_plan(test_ids, seed=self.seed, eval_limit=self.eval_limit, num_folds=self.num_folds)
-        chosen = set(folds[self.fold if self.fold is not None else 0]) if self.num_folds > 1 else set(folds[0])
-        if self.num_folds > 1 and self.fold is None:
+        if self.fold is not None:
+            chosen = set(folds[self.fold])
+        else:
             chosen = {i for fold in folds for i in fold}
-        kept = []
-        for instance in instances:
-            if instance.split == self.main_split:
-                if str(instance.id) in chosen:
-                    kept.append(instance)
-            elif instance.split == "train" and self.keep_train:
-                kept.append(instance)
-        return kept
+        return [i for i in instances if (i.split == self.main_split and str(i.id) in chosen)
+                or i.split == "train"]
 
     def get_metadata(self) -> Any:
         return self.inner.get_metadata()
+
+
+def parse_subset(subset: str) -> dict[str, str]:
+    out = {}
+    for part in filter(None, subset.split(",")):
+        key, _, value = part.partition("=")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def format_subset(*, seed: int, eval_limit: int | None, fold: int | None, num_folds: int, split: str) -> str:
+    parts = [f"seed={seed}"]
+    if eval_limit is not None:
+        parts.append(f"limit={eval_limit}")
+    if fold is not None:
+        parts += [f"fold={fold}", f"folds={num_folds}"]
+    if split != "test":
+        parts.append(f"split={split}")
+    return ",".join(parts)
+
+
+def _expand(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith("$") and len(value) > 1:
+        name = value[1:]
+        if name not in os.environ:
+            raise ValueError(f"Scenario argument {value} names an environment variable that is not set")
+        return os.environ[name]
+    return value

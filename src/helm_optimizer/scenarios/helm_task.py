@@ -136,10 +136,13 @@ class HelmTask:
             from helm.common.cache_backend_config import BlackHoleCacheBackendConfig
             from helm.proxy.services.server_service import ServerService
 
+            from helm_optimizer.plugin.runner import quiet_stdout
+
             base = Path(tempfile.gettempdir()) / "helm-optimizer-prod-env"
             base.mkdir(parents=True, exist_ok=True)
-            service = ServerService(base_path=str(base), root_mode=True,
-                                    cache_backend_config=BlackHoleCacheBackendConfig())
+            with quiet_stdout():
+                service = ServerService(base_path=str(base), root_mode=True,
+                                        cache_backend_config=BlackHoleCacheBackendConfig())
             self._metric_service = MetricService(service.context)
         return self._metric_service
 

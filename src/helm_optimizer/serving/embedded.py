@@ -114,9 +114,7 @@ def get_embedded_model(name: str) -> EmbeddedModel:
     if is_embedded_model(name):
         return _MODELS[name[len(PREFIX) :]]
     known = embedded_model_names()
-    raise UnknownNameError(
-        f"Unknown embedded model '{name}'.{did_you_mean(name, known)} Known: {', '.join(known)}."
-    )
+    raise UnknownNameError(f"Unknown embedded model '{name}'.{did_you_mean(name, known)} Known: {', '.join(known)}.")
 
 
 def dspy_model_name(name: str) -> str:
@@ -245,6 +243,10 @@ class EmbeddedServer:
             raise ServerError(f"parallel must be at least 1, not {parallel}; pass --parallel 1 or more.")
         if port is not None and not 0 < port < 65536:
             raise ServerError(f"Port {port} is not a valid TCP port; pass --port between 1 and 65535.")
+        if ctx_per_slot is not None and ctx_per_slot < 256:
+            raise ServerError(f"ctx_per_slot {ctx_per_slot} is too small; pass 256 tokens or more.")
+        if threads is not None and threads < 1:
+            raise ServerError(f"threads must be at least 1, not {threads}; pass 1 or more.")
         self.model = self.spec.public_name
         self.parallel = parallel
         self.ctx_per_slot = ctx_per_slot if ctx_per_slot is not None else self.spec.context
@@ -319,7 +321,8 @@ class EmbeddedServer:
                 f"Port {self._requested_port} on {_HOST} is already in use; pass --port with a free port "
                 "or stop the other server."
             )
-        for attempt in range(1, _PORT_ATTEMPTS + 1):
+        attempt = 1
+        while True:
             port = self._requested_port if self._requested_port is not None else _free_port()
             try:
                 self._launch(model_path, port)
@@ -331,7 +334,7 @@ class EmbeddedServer:
                         "or stop the other server."
                     ) from None
                 logger.info("Port %d was taken before the model server bound it; trying another.", port)
-        raise AssertionError("unreachable")
+                attempt += 1
 
     def _launch(self, model_path: Path, port: int) -> None:
         _make_dir(self.log_dir)
@@ -366,14 +369,13 @@ class EmbeddedServer:
             )
         logger.info("Starting %s on %s:%d (pid %d, log %s).", self.model, _HOST, port, process.pid, log_path)
         self._process, self._pid, self._port = process, process.pid, port
+        self._owned, self._owner_pid = True, os.getpid()
         self._log_path, self._log_offset, self._started_at = log_path, offset, time.time()
         deadline = started + self.startup_timeout
         while True:
             if self.healthy(timeout=1.0):
                 self.startup_seconds = time.monotonic() - started
-                logger.info(
-                    "%s is ready at %s after %.1f s.", self.model, self.api_base, self.startup_seconds
-                )
+                logger.info("%s is ready at %s after %.1f s.", self.model, self.api_base, self.startup_seconds)
                 return
             code = process.poll()
             if code is not None or time.monotonic() > deadline:
@@ -510,9 +512,7 @@ def _find_advertised(spec: EmbeddedModel, parallel: int, ignore: set[int]) -> Em
         _state_path(spec),
     )
     if slots < parallel:
-        logger.info(
-            "It has %d slots for %d requested; requests beyond that wait their turn.", slots, parallel
-        )
+        logger.info("It has %d slots for %d requested; requests beyond that wait their turn.", slots, parallel)
     return server
 
 

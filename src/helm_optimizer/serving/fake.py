@@ -138,11 +138,21 @@ class _Brain:
             return kind
 
     # -- answering -------------------------------------------------------------------------
-    def gold_for(self, text: str) -> str:
+    def _anchor(self, text: str) -> str | None:
+        """The answer-key question asked last in ``text`` (earlier ones are few-shot examples)."""
+        best: tuple[int, int, str] | None = None
         for key in self._keys:
-            if key in text:
-                return self.config.answers[key]
-        match = _ARITH_RE.search(text)
+            position = text.rfind(key)
+            if position >= 0 and (best is None or (position, len(key)) > best[:2]):
+                best = (position, len(key), key)
+        return None if best is None else best[2]
+
+    def gold_for(self, text: str) -> str:
+        anchor = self._anchor(text)
+        if anchor is not None:
+            return self.config.answers[anchor]
+        matches = list(_ARITH_RE.finditer(text))
+        match = matches[-1] if matches else None
         if match:
             a, op, b = int(match.group(1)), match.group(2), int(match.group(3))
             value = a + b if op == "+" else a - b if op == "-" else a * b
@@ -156,7 +166,10 @@ class _Brain:
             accuracy = self.config.demo_accuracy
         # The decision hashes the question part only, so the same question is right or wrong
         # whatever instruction or demos surround it (an instruction change alone changes nothing).
-        anchor = next((k for k in self._keys if k in text), text)
+        anchor = self._anchor(text)
+        if anchor is None:
+            matches = list(_ARITH_RE.finditer(text))
+            anchor = matches[-1].group(0) if matches else text
         correct = _unit(self.config.seed, "correct", anchor) < accuracy
         return gold if correct else _wrong_answer(gold)
 

@@ -1,0 +1,60 @@
+"""``helm-optimizer evaluate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from helm_optimizer.cli._common import console, setup_logging
+
+HELP = (
+    "Evaluate, inside HELM on the scenario's test split, the baseline (HELM's prompt), zero-shot DSPy programs "
+    "and saved agents for one scenario and model; writes evaluation records for `helm-optimizer report`."
+)
+
+
+def evaluate(
+    scenario: Annotated[str, typer.Option("--scenario", help="HELM run entry.")],
+    model: Annotated[str, typer.Option("--model")],
+    methods: Annotated[str, typer.Option("--methods", help="Comma-separated: baseline, ZeroShotPredict, "
+                                         "ZeroShotCoT and optimizer names.")] = "baseline,ZeroShotCoT",
+    api_base: Annotated[str | None, typer.Option("--api-base")] = None,
+    api_key_env: Annotated[str | None, typer.Option("--api-key-env")] = None,
+    helm_deployment: Annotated[str | None, typer.Option("--helm-deployment", help="HELM deployment for the "
+                                                        "baseline.")] = None,
+    output_dir: Annotated[Path, typer.Option("--output-dir")] = Path("helm-optimizer-output"),
+    suite: Annotated[str, typer.Option("--suite")] = "helm-optimizer",
+    max_eval_instances: Annotated[int | None, typer.Option("--max-eval-instances", "--eval-limit", min=1)] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir")] = None,
+    num_threads: Annotated[int, typer.Option("--num-threads", min=1)] = 4,
+    plugins: Annotated[list[str] | None, typer.Option("--plugins")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Re-run even when a current record exists.")] = False,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True)] = 0,
+) -> None:
+    from helm_optimizer.config import LMConfig
+    from helm_optimizer.evaluate import EvaluationRequest, evaluate_methods
+
+    setup_logging(output_dir / "logs", verbose=verbose)
+    method_list = tuple(m.strip() for m in methods.split(",") if m.strip())
+    request = EvaluationRequest(
+        scenario=scenario, lm=LMConfig(model=model, api_base=api_base, api_key_env=api_key_env),
+        methods=method_list, output_dir=output_dir, suite=suite, seed=seed, eval_limit=max_eval_instances,
+        data_dir=str(data_dir) if data_dir else None, plugins=tuple(plugins or ()), num_threads=num_threads,
+        helm_deployment=helm_deployment,
+    )
+    from helm_optimizer.cli.progress import LiveProgress
+
+    with LiveProgress("evaluate") as progress:
+        records = evaluate_methods(request, progress=progress, force=force)
+    from rich.table import Table
+
+    table = Table(title=f"{scenario} · {model}")
+    for column in ("method", "fold", "metric", "mean", "instances", "failed", "LM calls", "HELM run"):
+        table.add_column(column)
+    for r in records:
+        table.add_row(r["method"], "—" if r["fold"] is None else str(r["fold"]), r["main_metric"], f"{r['mean']:.3f}",
+                      str(r["count"]), str(r.get("failed_requests", 0)), str(r.get("lm_calls", 0)), r["run_dir"])
+    console.print(table)

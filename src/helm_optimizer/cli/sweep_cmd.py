@@ -1,0 +1,70 @@
+"""``helm-optimizer sweep`` and ``helm-optimizer validate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from helm_optimizer.cli._common import console, setup_logging
+
+HELP = (
+    "Run a whole sweep from one config file: optimize every scenario x model x optimizer, evaluate the baseline, "
+    "zero-shot DSPy programs and every agent inside HELM on the same test instances, run helm-summarize, and "
+    "write the report. Resumable: re-run the same command after an interruption."
+)
+VALIDATE_HELP = "Check a sweep config (keys, scenarios, optimizers, key variables, paths) without any LM call."
+
+
+def sweep(
+    config_path: Annotated[Path, typer.Argument(metavar="CONFIG", help="Sweep config (.yaml or .toml).")],
+    executor: Annotated[str, typer.Option("--executor", help="local (this machine) or ray.")] = "local",
+    address: Annotated[str | None, typer.Option("--address", help="Ray cluster address (default: start a local "
+                                                "Ray instance).")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="CPUs of the local Ray instance.")] = None,
+    output_dir: Annotated[Path | None, typer.Option("--output-dir", help="Override output_dir.")] = None,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True)] = 0,
+) -> None:
+    from helm_optimizer.sweep.config import load_sweep_config, validate_sweep
+
+    config = load_sweep_config(config_path)
+    if output_dir is not None:
+        config = config.model_copy(update={"output_dir": output_dir})
+    log_path = setup_logging(config.output_dir / "logs", verbose=verbose)
+    validate_sweep(config, source=config_path)
+    from helm_optimizer.cli.progress import SweepProgress
+    from helm_optimizer.sweep.run import plan_cells, run_sweep
+
+    optimize_cells, evaluate_cells = plan_cells(config)
+    labels = [c.label(config) for c in optimize_cells + evaluate_cells]
+    with SweepProgress(labels) as progress:
+        result = run_sweep(config, executor=executor, address=address, num_workers=workers, progress=progress)
+    calls = sum(int(c.get("lm_calls") or 0) for c in result.cells.values())
+    console.print(f"{len(result.cells)} cells, {calls} LM calls, {len(result.failed)} failed.", highlight=False)
+    if result.summarize_path:
+        console.print(f"HELM leaderboard data: {result.summarize_path} "
+                      f"(view: helm-server --output-path {config.output_dir / 'helm' / 'benchmark_output'} "
+                      f"--suite {config.suite})", highlight=False)
+    if result.report_html:
+        console.print(f"Report: {result.report_html}", highlight=False)
+    if log_path:
+        console.print(f"Log: {log_path}", highlight=False)
+    if result.failed:
+        from helm_optimizer.errors import HelmOptimizerError
+
+        raise HelmOptimizerError(f"{len(result.failed)} cell(s) failed: {', '.join(result.failed)}; see {log_path}.")
+
+
+def validate(
+    config_path: Annotated[Path, typer.Argument(metavar="CONFIG")],
+) -> None:
+    setup_logging(None)
+    from helm_optimizer.sweep.config import load_sweep_config, validate_sweep
+    from helm_optimizer.sweep.run import plan_cells
+
+    config = load_sweep_config(config_path)
+    validate_sweep(config, source=config_path)
+    optimize_cells, evaluate_cells = plan_cells(config)
+    console.print(f"{config_path}: OK — {len(optimize_cells)} optimization cells, {len(evaluate_cells)} "
+                  f"evaluation cells, output in {config.output_dir}.", highlight=False)

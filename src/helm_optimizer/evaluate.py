@@ -1,0 +1,314 @@
+"""Evaluating baseline and DSPy methods inside HELM, on the same test instances, with records for reports.
+
+For one scenario and one model, each method is one HELM run (two for a cross-fitted optimizer,
+one per fold) through HELM's own ``Runner``, adapter and metrics:
+
+* ``baseline``: HELM's own run spec and prompt, through the model's HELM deployment;
+* ``ZeroShotPredict`` / ``ZeroShotCoT``: the DSPy programs with no optimization;
+* every optimizer: its saved agent.
+
+DSPy methods see HELM's zero-shot prompt (``max_train_instances=0``): it is the prompt they were
+optimized on, and the agent carries its own demos. Each finished run leaves an evaluation record
+(written atomically), so an interrupted evaluation resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from helm_optimizer._io import fingerprint, read_json, write_json_atomic
+from helm_optimizer.config import LMConfig
+from helm_optimizer.errors import ConfigError, HelmOptimizerError
+from helm_optimizer.naming import (
+    METHOD_BASELINE,
+    METHOD_ZS_COT,
+    METHOD_ZS_PREDICT,
+    deployment_name,
+    model_path,
+    parse_run_entry,
+)
+
+__all__ = ["EvaluationRequest", "evaluate_methods", "record_path"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_METHODS = (METHOD_BASELINE, METHOD_ZS_PREDICT, METHOD_ZS_COT)
+
+
+@dataclass(frozen=True)
+class EvaluationRequest:
+    scenario: str
+    lm: LMConfig
+    methods: tuple[str, ...]
+    output_dir: Path
+    suite: str = "helm-optimizer"
+    seed: int = 0
+    eval_limit: int | None = None
+    data_dir: str | None = None
+    plugins: tuple[str, ...] = ()
+    num_threads: int = 4
+    helm_deployment: str | None = None
+    metric: str | None = None
+
+    @property
+    def helm_output(self) -> Path:
+        return self.output_dir / "helm" / "benchmark_output"
+
+    @property
+    def local_path(self) -> Path:
+        return self.output_dir / "helm" / "prod_env"
+
+    @property
+    def agents_dir(self) -> Path:
+        return self.output_dir / "agents"
+
+
+def record_path(output_dir: Path, scenario_key: str, model: str, method: str, fold: int | None) -> Path:
+    name = method if fold is None else f"{method}.fold{fold}"
+    return Path(output_dir) / "evaluations" / scenario_key / model_path(model) / f"{name}.json"
+
+
+def _num_folds_of(agents_dir: Path, scenario: str, model: str, method: str) -> int:
+    from helm_optimizer.agents.store import agent_path, read_meta
+
+    for candidate in (agent_path(agents_dir, scenario, model, method), agent_path(agents_dir, scenario, model,
+                                                                                  method, 0)):
+        if candidate.is_file():
+            meta = read_meta(candidate) or {}
+            return int(meta.get("num_folds") or (2 if candidate.name.endswith(".fold0.json") else 1))
+    raise ConfigError(
+        f"No {method} agent for scenario '{scenario}' and model {model} in {agents_dir}; "
+        "run `helm-optimizer optimize` first (or drop the method)."
+    )
+
+
+def _baseline_deployment(req: EvaluationRequest) -> str:
+    from helm.benchmark.model_deployment_registry import ModelDeploymentNotFoundError, get_model_deployment
+
+    from helm_optimizer.plugin.deployments import baseline_deployment, register
+
+    if req.helm_deployment:
+        name = req.helm_deployment
+    else:
+        name = req.lm.model
+        if req.lm.api_base:
+            register(baseline_deployment(req.lm.public_dict()))
+    try:
+        get_model_deployment(name)
+    except ModelDeploymentNotFoundError:
+        raise ConfigError(
+            f"HELM has no deployment named '{name}' for the baseline of {req.lm.model}; set api_base (an "
+            "OpenAI-compatible endpoint) or helm_deployment (a HELM deployment name)."
+        ) from None
+    return name
+
+
+def _run_spec(name: str, args: dict[str, str], deployment: str, *, data_dir: str | None) -> Any:
+    from helm.benchmark.run_spec_factory import construct_run_specs
+    from helm.common.object_spec import parse_object_spec
+
+    from helm_optimizer.scenarios.profiles import apply_profile
+
+    description = name + ":" + ",".join([*(f"{k}={v}" for k, v in args.items()), f"model={deployment}"])
+    specs = construct_run_specs(parse_object_spec(description))
+    if len(specs) != 1:
+        raise ConfigError(f"Run entry '{description}' expands to {len(specs)} run specs; give one variant.")
+    spec, _, _, _ = apply_profile(name, specs[0], data_dir)
+    return spec
+
+
+def _zero_shot_prompt(run_spec: Any) -> Any:
+    adapter = dataclasses.replace(run_spec.adapter_spec, max_train_instances=0, num_train_trials=1)
+    return dataclasses.replace(run_spec, adapter_spec=adapter)
+
+
+def _run_name(name: str, args: dict[str, str], deployment: str, req: EvaluationRequest, fold: int | None) -> str:
+    parts = [*(f"{k}={v}" for k, v in sorted(args.items())), f"model={deployment}"]
+    if req.eval_limit is not None:
+        parts.append(f"eval_limit={req.eval_limit}")
+    if req.eval_limit is not None or fold is not None:
+        parts.append(f"seed={req.seed}")
+    if fold is not None:
+        parts.append(f"fold={fold}")
+    return (name + ":" + ",".join(parts)).replace("/", "_")
+
+
+def _scenario_state_counts(run_dir: Path) -> dict[str, int]:
+    try:
+        state = read_json(run_dir / "scenario_state.json")
+    except (OSError, ValueError):
+        return {}
+    total = failed = cached = 0
+    for rs in state.get("request_states", []):
+        total += 1
+        result = rs.get("result") or {}
+        if not result.get("success", True):
+            failed += 1
+        if result.get("cached"):
+            cached += 1
+    return {"requests": total, "failed_requests": failed, "cached_requests": cached}
+
+
+def evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, Any]], None] | None = None,
+                     force: bool = False) -> list[dict[str, Any]]:
+    """Run every method of ``req`` in HELM (skipping runs whose record is current); return the records."""
+    from helm_optimizer.plugin.agent_client import EVALUATION_USAGE
+    from helm_optimizer.plugin.deployments import agent_deployments, register
+    from helm_optimizer.plugin.loading import prepare_helm
+    from helm_optimizer.plugin.run_specs import evaluation_run_spec
+    from helm_optimizer.plugin.runner import run_benchmark
+    from helm_optimizer.scenarios.dataset import load_dataset
+    from helm_optimizer.scenarios.helm_task import build_task
+
+    emit = progress or (lambda _e: None)
+    prepare_helm(plugins=req.plugins)
+    task = build_task(req.scenario, data_dir=req.data_dir, plugins=req.plugins, metric=req.metric)
+    name, args = parse_run_entry(req.scenario)
+    args = {k: v for k, v in args.items() if k not in ("model", "model_deployment")}
+    # Which test instances are evaluated, and whether optimized agents are cross-fitted.
+    probe = load_dataset(req.scenario, data_dir=req.data_dir, seed=req.seed, eval_limit=req.eval_limit,
+                         plugins=req.plugins, metric=req.metric, cache_dir=req.output_dir / "cache",
+                         on_overlap="drop", limit=2)
+    lm_public = req.lm.public_dict()
+    records: list[dict[str, Any]] = []
+    for method in req.methods:
+        if method == METHOD_BASELINE:
+            deployment, folds = _baseline_deployment(req), [None]
+        else:
+            register(agent_deployments(lm_public, [method], agents_dir=str(req.agents_dir.resolve())))
+            deployment = deployment_name(req.lm.model, method)
+            optimized = method not in (METHOD_ZS_PREDICT, METHOD_ZS_COT)
+            n_folds = _num_folds_of(req.agents_dir, task.key, req.lm.model, method) if optimized else 1
+            folds = list(range(n_folds)) if n_folds > 1 else [None]
+        num_folds = len(folds) if folds != [None] else 1
+        for fold in folds:
+            target = record_path(req.output_dir, task.key, req.lm.model, method, fold)
+            spec_id = fingerprint({"scenario": req.scenario, "lm": {k: v for k, v in lm_public.items()
+                                                                    if k not in ("api_base", "timeout")},
+                                   "method": method, "fold": fold, "seed": req.seed, "eval_limit": req.eval_limit,
+                                   "deployment": req.helm_deployment, "agent": _agent_fingerprint(req, task.key,
+                                                                                                 method, fold)})
+            if target.is_file() and not force:
+                try:
+                    existing = read_json(target)
+                    if existing.get("spec_fingerprint") == spec_id:
+                        emit({"stage": "up to date", "method": method, "fold": fold})
+                        records.append(existing)
+                        continue
+                except (OSError, ValueError):
+                    logger.warning("Re-running the evaluation behind unreadable record %s", target)
+            spec = _run_spec(name, args, deployment, data_dir=task.data_dir)
+            if method != METHOD_BASELINE:
+                spec = _zero_shot_prompt(spec)
+            run_name = _run_name(name, args, deployment, req, fold)
+            spec = evaluation_run_spec(
+                spec, name=run_name, seed=req.seed, eval_limit=req.eval_limit,
+                fold=fold, num_folds=probe.num_folds if fold is not None else 1, main_split=task.main_split,
+            )
+            if fold is None and probe.num_folds > 1 and req.eval_limit is not None:
+                # Unfolded methods of a cross-fitted scenario cover the union of the folds: the same subset.
+                spec = evaluation_run_spec(spec, name=run_name, seed=req.seed, eval_limit=req.eval_limit,
+                                           fold=None, num_folds=1, main_split=task.main_split)
+            emit({"stage": "evaluating", "method": method, "fold": fold, "run": run_name})
+            before = dict(EVALUATION_USAGE.get(f"{req.lm.model}:{method}", {}))
+            started = time.perf_counter()
+            result = run_benchmark(run_specs=[spec], suite=req.suite, output_path=req.helm_output,
+                                   local_path=req.local_path, num_threads=req.num_threads, exit_on_error=True)
+            wall = time.perf_counter() - started
+            run = result.runs[0]
+            stat = run.stat(task.main_metric, task.main_split)
+            if stat is None:
+                raise HelmOptimizerError(
+                    f"HELM run {run_name} produced no '{task.main_metric}' on split '{task.main_split}'; "
+                    f"see {run.path / 'stats.json'}."
+                )
+            after = EVALUATION_USAGE.get(f"{req.lm.model}:{method}", {})
+            counts = _scenario_state_counts(run.path)
+            usage = _usage(method, before, after, counts, run)
+            record = {
+                "scenario": task.key, "run_entry": req.scenario, "model": req.lm.model, "method": method,
+                "fold": fold, "num_folds": num_folds, "suite": req.suite,
+                "run_dir": str(run.path.resolve().relative_to(req.output_dir.resolve()))
+                if run.path.resolve().is_relative_to(req.output_dir.resolve()) else str(run.path.resolve()),
+                "main_metric": task.main_metric, "split": task.main_split,
+                "mean": float(stat.get("mean", stat["sum"] / max(1, stat["count"]))),
+                "count": int(counts.get("requests") or stat["count"]),
+                "helm_official": _official(task, run), "deployment": deployment,
+                **usage, "wall_time_s": round(wall, 3), **counts,
+                "optimization": _optimization_usage(req, task.key, method, fold),
+                "spec_fingerprint": spec_id,
+            }
+            write_json_atomic(target, record)
+            records.append(record)
+            emit({"stage": "evaluated", "method": method, "fold": fold, "mean": record["mean"]})
+    return records
+
+
+def _official(task: Any, run: Any) -> dict[str, Any] | None:
+    """HELM's own main metric for the run, when it differs from the one this package reports."""
+    from helm.benchmark.scenarios.scenario import create_scenario
+
+    try:
+        official = create_scenario(task.run_spec.scenario_spec).get_metadata().main_metric
+    except Exception:
+        return None
+    if official == task.main_metric:
+        return None
+    stat = run.stat(official, task.main_split)
+    return None if stat is None else {"metric": official, "mean": stat.get("mean")}
+
+
+def _agent_fingerprint(req: EvaluationRequest, scenario: str, method: str, fold: int | None) -> str | None:
+    from helm_optimizer.agents.store import agent_path
+
+    if method in (METHOD_BASELINE, METHOD_ZS_PREDICT, METHOD_ZS_COT):
+        return None
+    path = agent_path(req.agents_dir, scenario, req.lm.model, method, fold)
+    return fingerprint(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _optimization_usage(req: EvaluationRequest, scenario: str, method: str, fold: int | None) -> dict[str, Any] | None:
+    from helm_optimizer.agents.store import agent_path, read_meta
+
+    if method in (METHOD_BASELINE, METHOD_ZS_PREDICT, METHOD_ZS_COT):
+        return None
+    meta = read_meta(agent_path(req.agents_dir, scenario, req.lm.model, method, fold)) or {}
+    usage = dict(meta.get("usage") or {})
+    return {"lm_calls": int(usage.get("lm_calls") or 0), "prompt_tokens": int(usage.get("prompt_tokens") or 0),
+            "completion_tokens": int(usage.get("completion_tokens") or 0), "cost": usage.get("cost") or 0.0,
+            "wall_time_s": float(meta.get("wall_time_s") or 0.0)}
+
+
+def _usage(method: str, before: dict[str, Any], after: dict[str, Any], counts: dict[str, int],
+           run: Any) -> dict[str, Any]:
+    if method == METHOD_BASELINE:
+        calls = counts.get("requests", 0) - counts.get("cached_requests", 0)
+        prompt = run.stat("num_prompt_tokens")
+        output = run.stat("num_output_tokens")
+        n = counts.get("requests", 0)
+        return {"lm_calls": max(0, calls),
+                "prompt_tokens": int(round((prompt or {}).get("mean", 0) * n)) if calls else 0,
+                "completion_tokens": int(round((output or {}).get("mean", 0) * n)) if calls else 0, "cost": 0.0}
+    return {key: int(after.get(key, 0)) - int(before.get(key, 0))
+            for key in ("lm_calls", "prompt_tokens", "completion_tokens")} | {"cost": 0.0}
+
+
+def load_records(output_dir: Path) -> list[dict[str, Any]]:
+    out = []
+    for path in sorted((Path(output_dir) / "evaluations").rglob("*.json")):
+        try:
+            out.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            logger.warning("Skipping unreadable evaluation record %s", path)
+    return out
+
+
+def methods_for(optimizers: Sequence[str]) -> tuple[str, ...]:
+    return (*DEFAULT_METHODS, *[o for o in optimizers if o not in DEFAULT_METHODS])

@@ -1,0 +1,43 @@
+"""Shared fixtures: a fake OpenAI-compatible server on 127.0.0.1, isolated caches, example plugin paths."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "true")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+EXAMPLE_PLUGIN = REPO / "examples" / "my_plugin" / "src" / "my_example_helm_module" / "my_submodule_plugin_code.py"
+FIXTURE_DATA = REPO / "tests" / "fixtures" / "medical"
+
+
+def shared_data_or_skip() -> Path:
+    if not (SHARED_DATA / "head_qa").is_dir():
+        pytest.skip(f"needs the real benchmark files in {SHARED_DATA} (absent on this machine)")
+    return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own dataset/server cache directory; nothing leaks between tests."""
+    if "HELM_OPTIMIZER_CACHE_DIR" not in os.environ or os.environ.get("HOPT_TEST_SHARED_CACHE") != "1":
+        monkeypatch.setenv("HELM_OPTIMIZER_CACHE_DIR", str(tmp_path_factory.mktemp("hopt-cache")))
+
+
+@pytest.fixture
+def fake_server() -> Iterator[object]:
+    """A fresh scripted server (all answers right) on a free loopback port."""
+    from helm_optimizer.serving.fake import FakeOpenAIServer
+
+    with FakeOpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture
+def example_plugin() -> str:
+    return str(EXAMPLE_PLUGIN)
