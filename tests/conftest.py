@@ -25,8 +25,7 @@ def shared_data_or_skip() -> Path:
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test gets its own dataset/server cache directory; nothing leaks between tests."""
-    if "HELM_OPTIMIZER_CACHE_DIR" not in os.environ or os.environ.get("HOPT_TEST_SHARED_CACHE") != "1":
-        monkeypatch.setenv("HELM_OPTIMIZER_CACHE_DIR", str(tmp_path_factory.mktemp("hopt-cache")))
+    monkeypatch.setenv("HELM_OPTIMIZER_CACHE_DIR", str(tmp_path_factory.mktemp("hopt-cache")))
 
 
 @pytest.fixture
