@@ -111,6 +111,10 @@ def _clean_predictor_state(state: dict[str, Any]) -> dict[str, Any]:
     agent is model-agnostic and always runs with the LM it is evaluated on.
     """
     clean: dict[str, Any] = {k: state[k] for k in _PREDICTOR_KEYS if k in state}
+    extended = state.get("extended_signature")
+    if isinstance(extended, dict) and len(extended.get("fields", [])) > len((clean.get("signature") or {}).get(
+            "fields", [])):
+        clean["signature"] = extended  # DSPy <= 2.5 kept the reasoning field only in extended_signature
     clean.setdefault("traces", [])
     clean.setdefault("train", [])
     clean.setdefault("demos", [])

@@ -331,8 +331,9 @@ def _helm_dataset(entry: str, *, data_dir: str | Path | None, seed: int, limit: 
             notes.append(f"dropped {before - len(train_pool) - len(valid_pool)} optimization instances that repeat "
                          f"an evaluated test question ({overlap.summary()})")
         else:
+            examples = "; ".join(repr(e.splitlines()[0][:80]) for e in overlap.examples[:3])
             raise LeakageError(
-                f"Optimization data of '{entry}' overlaps the test split: {overlap.summary()}; pass "
+                f"Optimization data of '{entry}' overlaps the test split: {overlap.summary()}, e.g. {examples}; pass "
                 "--on-overlap drop to leave those questions out of the optimization data, or fix the files."
             )
 

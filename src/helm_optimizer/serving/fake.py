@@ -18,6 +18,8 @@ Faults are injected per attempt: with probability ``failure_rate`` an attempt is
 HTTP 429, HTTP 500 or a hang (``failure_kinds``), but never more than ``max_failures_per_request``
 times for the same request body, so a client that retries always gets through and a faulty run
 ends with the same answers as a clean one. ``latency`` adds a fixed delay to every answer.
+``garbage_rate`` answers that share of structured (DSPy) prompts with text in no DSPy format, the
+same prompts every time, to exercise parse-failure handling.
 
 Counters (``stats()`` or ``GET /stats``) report requests, completions and injected faults.
 """
@@ -62,6 +64,7 @@ class FakeServerConfig:
     failure_kinds: tuple[str, ...] = ("429", "500", "timeout")
     max_failures_per_request: int = 2
     hang_seconds: float = 2.0
+    garbage_rate: float = 0.0
     model: str = "fake-model"
 
 
@@ -203,6 +206,9 @@ class _Brain:
         fields = self._output_fields(body, system)
         if not fields:
             return self.answer_for(last_user, with_demos=with_demos)
+        if self.config.garbage_rate > 0 and _unit(self.config.seed, "garbage", last_user) < self.config.garbage_rate:
+            self.count("garbage_answers")
+            return "Sorry, I am not sure how to answer that."
         answer_field = next((f for f in _ANSWER_FIELDS if f in fields), None)
         values: dict[str, Any] = {}
         for name, annotation in fields.items():
