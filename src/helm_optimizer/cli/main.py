@@ -8,8 +8,17 @@ from typing import Annotated
 import typer
 
 from helm_optimizer import __version__
-from helm_optimizer.cli import agents_cmd, demo_cmd, evaluate_cmd, misc_cmd, optimize_cmd, report_cmd, scenarios_cmd
-from helm_optimizer.cli import serve_cmd, sweep_cmd
+from helm_optimizer.cli import (
+    agents_cmd,
+    demo_cmd,
+    evaluate_cmd,
+    misc_cmd,
+    optimize_cmd,
+    report_cmd,
+    scenarios_cmd,
+    serve_cmd,
+    sweep_cmd,
+)
 
 __all__ = ["app", "main"]
 

@@ -45,13 +45,14 @@ def scenario_candidates(run_spec_name: str | None) -> tuple[list[str], int | Non
     except Exception:
         name, args = run_spec_name.split(":", 1)[0], {}
     fold = int(args["fold"]) if args.get("fold", "").isdigit() else None
-    if name.startswith("hopt_"):
-        name = name[len("hopt_"):]
+    # ``hopt_medbullets`` evaluates agents optimized for ``medbullets`` (or for ``hopt_medbullets`` itself).
+    names = [name[len("hopt_"):], name] if name.startswith("hopt_") else [name]
     kept = {k: v for k, v in args.items() if k not in _NON_SCENARIO_ARGS and v not in ("None", "")}
     candidates = []
     if kept:
-        candidates.append(scenario_key(name + ":" + ",".join(f"{k}={v}" for k, v in kept.items())))
-    candidates.append(scenario_key(name))
+        suffix = ":" + ",".join(f"{k}={v}" for k, v in kept.items())
+        candidates.extend(scenario_key(n + suffix) for n in names)
+    candidates.extend(scenario_key(n) for n in names)
     return candidates, fold
 
 

@@ -31,7 +31,7 @@ class EvalSubsetScenario(Scenario):  # type: ignore[misc]
 
     name = "eval_subset"
     description = "A deterministic subset (and cross-fitting fold) of another scenario's test split."
-    tags: tuple[str, ...] = ()
+    tags: list[str] = []  # noqa: RUF012  (HELM's Scenario declares a list)
 
     def __init__(self, of: str, subset: str = "", **inner_args: Any) -> None:
         super().__init__()
@@ -56,10 +56,7 @@ class EvalSubsetScenario(Scenario):  # type: ignore[misc]
             instances = with_instance_ids(instances)
         test_ids = [str(i.id) for i in instances if i.split == self.main_split]
         folds = eval_plan(test_ids, seed=self.seed, eval_limit=self.eval_limit, num_folds=self.num_folds)
-        if self.fold is not None:
-            chosen = set(folds[self.fold])
-        else:
-            chosen = {i for fold in folds for i in fold}
+        chosen = set(folds[self.fold]) if self.fold is not None else {i for fold in folds for i in fold}
         return [i for i in instances if (i.split == self.main_split and str(i.id) in chosen)
                 or i.split == "train"]
 

@@ -4,7 +4,7 @@ Importing it (``helm-run`` does so automatically once the package is installed) 
 
 * the offline tokenizer, the prompt-builder deployment and the embedded models (``local/smollm2``);
 * agent deployments for every agents directory listed in ``HELM_OPTIMIZER_AGENTS_DIR``;
-* this package's run specs (``hopt_*`` variants of the medical benchmarks, ``hopt_eval``);
+* this package's run specs (``hopt_medcalc_bench``, ``hopt_medec``, ``hopt_head_qa``, ``hopt_medbullets``);
 * every ``helm/benchmark/run_specs`` directory on ``sys.path`` as part of HELM's run spec namespace.
 
 It has no other side effect and never reaches the network.

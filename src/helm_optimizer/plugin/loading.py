@@ -26,6 +26,7 @@ from helm_optimizer.registry import did_you_mean
 
 __all__ = [
     "check_class_name",
+    "discover_run_specs",
     "extend_run_specs_namespace",
     "get_run_spec_function",
     "import_plugins",
@@ -40,6 +41,7 @@ logger = logging.getLogger(__name__)
 _lock = threading.RLock()
 _builtins_registered = False
 _loaded_plugins: dict[str, ModuleType] = {}
+_run_spec_origins: dict[str, str] = {}  # run spec name -> the plugin that registered it (through this module)
 _DUPLICATE_RE = re.compile(r"A run spec function with name (\S+) already exists")
 
 
@@ -84,40 +86,112 @@ def _import_one(spec: str, *, what: str) -> ModuleType:
     """Import a module name or a ``.py`` path; any failure becomes a PluginError naming it."""
     from helm.benchmark.run_spec import _REGISTERED_RUN_SPEC_FUNCTIONS
 
+    discover_run_specs()  # HELM's own run specs first, so a plugin reusing one of their names is caught here
     before = set(_REGISTERED_RUN_SPEC_FUNCTIONS)
     is_path = "/" in spec or "\\" in spec or spec.endswith(".py") or os.path.exists(spec)
     try:
-        if is_path:
-            path = Path(spec)
-            if not path.is_file():
-                raise PluginError(f"{what} {spec!r} is not a file; give a module name or the path of a .py file.")
-            import ubelt
-
-            module: ModuleType = ubelt.import_module_from_path(str(path))
-        else:
-            module = importlib.import_module(spec)
+        module = _import_path(spec, what=what) if is_path else importlib.import_module(spec)
     except PluginError:
         raise
-    except ValueError as exc:
-        match = _DUPLICATE_RE.search(str(exc))
-        if match:
-            name = match.group(1)
-            first = _REGISTERED_RUN_SPEC_FUNCTIONS.get(name)
-            first_module = getattr(first, "__module__", "?")
-            raise PluginError(
-                f"Run spec '{name}' is registered twice: by {first_module} and by {what} {spec}; "
-                "rename one of the two run spec functions."
-            ) from exc
-        raise PluginError(f"{what} {spec!r} failed to import: ValueError: {exc}") from exc
-    except ModuleNotFoundError as exc:
-        hint = "; check the name, install its package or add its directory to PYTHONPATH"
-        raise PluginError(f"{what} {spec!r} failed to import: {exc}{hint}.") from exc
     except Exception as exc:
-        raise PluginError(f"{what} {spec!r} failed to import: {type(exc).__name__}: {exc}") from exc
-    added = set(_REGISTERED_RUN_SPEC_FUNCTIONS) - before
+        raise _import_error(exc, spec, what=what) from exc
+    added = sorted(set(_REGISTERED_RUN_SPEC_FUNCTIONS) - before)
+    for name in added:
+        _run_spec_origins[name] = f"{what} {spec!r}"
     if added:
-        logger.debug("%s %s registered run specs %s", what, spec, sorted(added))
+        logger.debug("%s %s registered run specs %s", what, spec, added)
     return module
+
+
+def _import_path(spec: str, *, what: str) -> ModuleType:
+    """Import a ``.py`` file as HELM does (``ubelt.import_module_from_path``), keeping its root on sys.path.
+
+    ubelt puts the file's import root (its directory, or the directory above its package) on
+    ``sys.path`` only while the file itself executes. A sibling module imported later (inside a run
+    spec function, or named in a ``class_name``) would then not be found. Keeping the root on
+    ``sys.path`` (appended, so it never shadows installed packages) makes both work.
+    """
+    import ubelt
+
+    path = Path(spec)
+    if not path.is_file():
+        raise PluginError(f"{what} {spec!r} is not a file; give a module name or the path of a .py file.")
+    root, _ = ubelt.split_modpath(str(path.resolve()))
+    if root not in sys.path:
+        sys.path.append(root)
+        importlib.invalidate_caches()
+        logger.debug("Added %s (the import root of plugin %s) to sys.path", root, spec)
+    module: ModuleType = ubelt.import_module_from_path(str(path.resolve()))
+    loaded_from = getattr(module, "__file__", None)
+    if loaded_from is None or Path(loaded_from).resolve() != path.resolve():
+        # ubelt imports by module name: another module of that name (an installed one, or a plugin
+        # file with the same name in another directory) wins silently.
+        raise PluginError(
+            f"{what} {spec!r} was not imported: its module name '{module.__name__}' is already taken by "
+            f"{loaded_from or 'a built-in module'}; rename the file."
+        )
+    return module
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The exception behind ubelt's ``RuntimeError('ERROR: Failed to import ...')`` wrapper."""
+    current = exc
+    seen: set[int] = set()
+    while (isinstance(current, RuntimeError) and str(current).startswith("ERROR: Failed to import")
+           and id(current) not in seen):
+        seen.add(id(current))
+        inner = current.__cause__ or current.__context__
+        if inner is None:
+            break
+        current = inner
+    return current
+
+
+def _import_error(exc: BaseException, spec: str, *, what: str) -> PluginError:
+    from helm.benchmark.run_spec import _REGISTERED_RUN_SPEC_FUNCTIONS
+
+    cause = _root_cause(exc)
+    match = _DUPLICATE_RE.search(str(cause))
+    if isinstance(cause, ValueError) and match:
+        name = match.group(1)
+        first = _REGISTERED_RUN_SPEC_FUNCTIONS.get(name)
+        first_module = getattr(first, "__module__", "?")
+        origin = _run_spec_origins.get(name)
+        first_desc = f"module {first_module}" + (f" ({origin})" if origin else "")
+        return PluginError(
+            f"Run spec '{name}' is registered twice: by {first_desc} and by {what} {spec!r}; "
+            "rename one of the two run spec functions."
+        )
+    message = _one_line(cause)
+    if isinstance(cause, ModuleNotFoundError):
+        return PluginError(f"{what} {spec!r} failed to import: {message}; check the name, install its package "
+                           "or add its directory to PYTHONPATH.")
+    return PluginError(f"{what} {spec!r} failed to import: {type(cause).__name__}: {message}")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else repr(exc)
+
+
+def discover_run_specs() -> None:
+    """Import every module of HELM's run spec package (as HELM does), naming the module that fails.
+
+    HELM imports them all whenever it looks a run spec up; a module that fails to import (or
+    registers a name twice) then surfaces as a bare exception naming no module.
+    """
+    import pkgutil
+
+    import helm.benchmark.run_specs as run_specs_pkg
+
+    for info in pkgutil.iter_modules(run_specs_pkg.__path__, run_specs_pkg.__name__ + "."):
+        if info.name in sys.modules:
+            continue
+        try:
+            importlib.import_module(info.name)
+        except Exception as exc:
+            where = getattr(info.module_finder, "path", "?")
+            raise _import_error(exc, info.name, what=f"Run spec module (from {where})") from exc
 
 
 def import_plugins(paths_or_names: Iterable[str]) -> list[ModuleType]:

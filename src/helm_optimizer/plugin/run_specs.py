@@ -52,7 +52,7 @@ def _optional_int(value: Any) -> int | None:
     return None if value in (None, "", "None") else int(value)
 
 
-def _medical_variant(helm_name: str, base: RunSpec, args: dict[str, str], *, data_dir: str | None,
+def _medical_variant(helm_name: str, base: RunSpec, args: dict[str, str | None], *, data_dir: str | None,
                      seed: str, eval_limit: str | None, fold: str | None, num_folds: str) -> RunSpec:
     from helm_optimizer.scenarios.profiles import apply_profile
 
@@ -64,10 +64,11 @@ def _medical_variant(helm_name: str, base: RunSpec, args: dict[str, str], *, dat
         if value not in (None, "", "None"):
             parts.append(f"{key}={value}")
     name = f"hopt_{helm_name}" + (":" + ",".join(parts) if parts else "")
-    return evaluation_run_spec(
+    result: RunSpec = evaluation_run_spec(
         run_spec, name=name, seed=int(seed), eval_limit=_optional_int(eval_limit), fold=_optional_int(fold),
         num_folds=int(num_folds) if fold is not None else 1,
     )
+    return result
 
 
 @run_spec_function("hopt_medcalc_bench")

@@ -100,7 +100,8 @@ def run_benchmark(
     from helm_optimizer.plugin.loading import prepare_helm, validate_run_spec_classes
 
     if not run_entries and not run_specs:
-        raise ConfigError("run_benchmark needs run entries (e.g. 'mmlu:subject=anatomy,model=openai/gpt2') or run specs.")
+        raise ConfigError("run_benchmark needs run entries (e.g. 'mmlu:subject=anatomy,model=openai/gpt2') "
+                          "or run specs.")
     prepare_helm(plugins=plugins, local_path=local_path)
 
     from helm.benchmark.presentation.run_entry import RunEntry

@@ -112,7 +112,9 @@ class SweepConfig(BaseModel):
     def resolve_paths(self, base: Path) -> SweepConfig:
         """Relative paths in the file are relative to the file's directory."""
         def fix(p: Path | None) -> Path | None:
-            return None if p is None or p.is_absolute() else (base / p)
+            if p is None:
+                return None
+            return p if p.is_absolute() else base / p
 
         data = self.model_dump()
         data["output_dir"] = fix(self.output_dir) or self.output_dir

@@ -211,10 +211,13 @@ def run_sweep(config: SweepConfig, *, executor: str = "local", address: str | No
         from helm_optimizer.sweep.summarize import helm_summarize, write_deployments
 
         write_deployments(config)
-        if config.summarize:
+        has_records = any((output_dir / "evaluations").rglob("*.json")) if (output_dir / "evaluations").is_dir() else False
+        if config.summarize and has_records:
             emit({"running": {"cell": "helm-summarize", "stage": "summarizing"}})
             result.summarize_path = helm_summarize(config)
-        if config.report:
+        if config.report and not has_records:
+            logger.warning("No evaluation finished, so there is no report to write.")
+        elif config.report:
             from helm_optimizer.report import build_report
 
             emit({"running": {"cell": "report", "stage": "building the report"}})

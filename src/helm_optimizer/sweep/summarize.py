@@ -27,8 +27,13 @@ def write_deployments(config: SweepConfig) -> list[Path]:
     ``helm-run`` commands printed by ``helm-optimizer register`` read the same files.
     """
     from helm_optimizer.naming import METHOD_BASELINE
-    from helm_optimizer.plugin.deployments import DeploymentSet, agent_deployments, baseline_deployment, core_set
-    from helm_optimizer.plugin.deployments import write_prod_env
+    from helm_optimizer.plugin.deployments import (
+        DeploymentSet,
+        agent_deployments,
+        baseline_deployment,
+        core_set,
+        write_prod_env,
+    )
 
     _, local_path = helm_dirs(config)
     out = core_set()
