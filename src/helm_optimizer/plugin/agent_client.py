@@ -48,7 +48,7 @@ def scenario_candidates(run_spec_name: str | None) -> tuple[list[str], int | Non
     # ``hopt_medbullets`` evaluates agents optimized for ``medbullets`` (or for ``hopt_medbullets`` itself).
     names = [name[len("hopt_"):], name] if name.startswith("hopt_") else [name]
     kept = {k: v for k, v in args.items() if k not in _NON_SCENARIO_ARGS and v not in ("None", "")}
-    candidates = []
+    candidates: list[str] = []
     if kept:
         suffix = ":" + ",".join(f"{k}={v}" for k, v in kept.items())
         candidates.extend(scenario_key(n + suffix) for n in names)
