@@ -319,23 +319,19 @@ def _helm_dataset(entry: str, *, data_dir: str | Path | None, seed: int, limit: 
         eval_ids = folds[0]
         held_out = set(eval_ids)
 
-    # Leakage: no optimization question may appear among the evaluated test questions.
+    # Leakage: no optimization question may appear among the evaluated test questions. With "drop"
+    # (always when cross-fitting) repeats are removed from the pools; with "refuse" the examples
+    # actually selected are checked below and any repeat stops the run.
     eval_instances = [i for i in test if str(i.id) in held_out]
-    overlap = _overlap(train_pool + valid_pool, eval_instances)
-    if overlap.has_overlap:
-        if strategy == STRATEGY_CROSS_FIT or on_overlap == "drop":
+    if strategy == STRATEGY_CROSS_FIT or on_overlap == "drop":
+        overlap = _overlap(train_pool + valid_pool, eval_instances)
+        if overlap.has_overlap:
             banned = {_canonical(i) for i in eval_instances}
             before = len(train_pool) + len(valid_pool)
             train_pool = [i for i in train_pool if _canonical(i) not in banned]
             valid_pool = [i for i in valid_pool if _canonical(i) not in banned]
             notes.append(f"dropped {before - len(train_pool) - len(valid_pool)} optimization instances that repeat "
                          f"an evaluated test question ({overlap.summary()})")
-        else:
-            examples = "; ".join(repr(e.splitlines()[0][:80]) for e in overlap.examples[:3])
-            raise LeakageError(
-                f"Optimization data of '{entry}' overlaps the test split: {overlap.summary()}, e.g. {examples}; pass "
-                "--on-overlap drop to leave those questions out of the optimization data, or fix the files."
-            )
 
     rng = random.Random(f"optimization-split:{seed}:{k}")
     separate = bool(valid_pool) and bool(train_pool)
@@ -354,6 +350,14 @@ def _helm_dataset(entry: str, *, data_dir: str | Path | None, seed: int, limit: 
         val_instances = _sample(sorted(valid_pool, key=lambda i: (len(str(i.id)), str(i.id))), n_val, rng)
     if not train_instances:
         raise DataError(f"Scenario '{entry}' leaves no optimization examples; raise --limit or check the data.")
+    if strategy != STRATEGY_CROSS_FIT and on_overlap == "refuse":
+        overlap = _overlap(train_instances + val_instances, eval_instances)
+        if overlap.has_overlap:
+            examples = "; ".join(repr(e.splitlines()[0][:80]) for e in overlap.examples[:3])
+            raise LeakageError(
+                f"Optimization data of '{entry}' overlaps the test split: {overlap.summary()}, e.g. {examples}; pass "
+                "--on-overlap drop to leave those questions out of the optimization data, or fix the files."
+            )
 
     import dspy
 
