@@ -159,7 +159,7 @@ def test_split_with_no_instances(tmp_path: Path) -> None:
 
 def test_second_build_comes_from_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     load_dataset("head_qa", data_dir=DEMO_DATA, cache_dir=tmp_path)
-    cached = list((tmp_path / "datasets").glob("scenario-*.json.gz"))
+    cached = list((tmp_path / "datasets").glob("scenario-*.pkl.gz"))
     assert len(cached) == 1
     from helm_optimizer.scenarios import helm_task
 

@@ -115,19 +115,6 @@ class ScenarioDataset:
 # ---------------------------------------------------------------------------------------------
 # Instance loading with a local cache
 # ---------------------------------------------------------------------------------------------
-def _serialize(instances: Sequence[Any]) -> list[dict[str, Any]]:
-    from helm.common.general import asdict_without_nones
-
-    return [asdict_without_nones(instance) for instance in instances]
-
-
-def _deserialize(rows: list[dict[str, Any]]) -> list[Any]:
-    import dacite
-    from helm.benchmark.scenarios.scenario import Instance
-
-    return [dacite.from_dict(Instance, row) for row in rows]
-
-
 def _file_stamp(data_dir: str | None) -> list[Any]:
     if not data_dir:
         return []
@@ -143,30 +130,34 @@ def _file_stamp(data_dir: str | None) -> list[Any]:
 
 
 def _cached_instances(cache_root: Path, role: str, key_parts: dict[str, Any], build: Any) -> list[Any]:
-    """Instances from ``cache_root/datasets`` when the key matches, else built and cached."""
+    """Instances from ``cache_root/datasets`` when the key matches, else built and cached.
+
+    The cache holds HELM ``Instance`` objects pickled by this package (a local, private cache:
+    a file that fails to load is rebuilt, never trusted).
+    """
     import gzip
-    import json
+    import pickle
 
     from helm_optimizer import __version__
     from helm_optimizer._io import write_bytes_atomic
 
     key = fingerprint({**key_parts, "role": role, "version": __version__})
-    path = cache_root / "datasets" / f"{role}-{key}.json.gz"
+    path = cache_root / "datasets" / f"{role}-{key}.pkl.gz"
     if path.is_file():
         try:
-            with gzip.open(path, "rt", encoding="utf-8") as handle:
-                rows = json.load(handle)
-            logger.debug("Loaded %d %s instances from cache %s", len(rows), role, path)
-            return _deserialize(rows)
-        except Exception as exc:  # a damaged cache entry is rebuilt, never trusted
+            with gzip.open(path, "rb") as handle:
+                instances = pickle.load(handle)
+            logger.debug("Loaded %d %s instances from cache %s", len(instances), role, path)
+            return list(instances)
+        except Exception as exc:
             logger.warning("Ignoring unreadable dataset cache %s (%s)", path, exc)
     instances = build()
     try:
-        data = json.dumps(_serialize(instances), ensure_ascii=False).encode("utf-8")
-        write_bytes_atomic(path, gzip.compress(data, compresslevel=3, mtime=0))
+        data = pickle.dumps(list(instances), protocol=pickle.HIGHEST_PROTOCOL)
+        write_bytes_atomic(path, gzip.compress(data, compresslevel=1, mtime=0))
     except Exception as exc:  # caching is an optimization; failing to write it is not fatal
         logger.warning("Could not write dataset cache %s: %s", path, exc)
-    return instances
+    return list(instances)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,10 +12,14 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import regex
+
 __all__ = ["OverlapReport", "find_overlap", "normalize_text"]
 
 _MAX_EXAMPLES = 5
 _WHITESPACE = re.compile(r"\s+")
+# Unicode general category P* (what unicodedata.category(ch).startswith("P") selects), in C.
+_PUNCTUATION = regex.compile(r"\p{P}")
 
 
 def normalize_text(text: str) -> str:
@@ -25,7 +29,7 @@ def normalize_text(text: str) -> str:
     letter does not hide a match. Symbols such as ``>`` or ``%`` are kept.
     """
     folded = unicodedata.normalize("NFKC", text).lower()
-    no_punct = "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in folded)
+    no_punct = _PUNCTUATION.sub(" ", folded)
     return _WHITESPACE.sub(" ", no_punct).strip()
 
 
