@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.plugin.helpers import (
     EXAMPLES,
     FIXTURE_DATA,
@@ -16,6 +18,8 @@ from tests.plugin.helpers import (
     subprocess_env,
     write_dist_info,
 )
+
+pytestmark = pytest.mark.slow  # real helm-run subprocesses
 
 
 def test_our_entry_point_registers_run_specs_without_plugins_flag(prod_env: Path, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,8 @@ from tests.plugin.helpers import (
     stat_mean,
     subprocess_env,
 )
+
+pytestmark = pytest.mark.slow  # real helm-run subprocesses
 
 SUITE = "leaderboard"
 DEPLOYMENTS = {
@@ -134,7 +137,9 @@ def test_helm_summarize_leaderboard_matches_stats(board: Leaderboard) -> None:
 def test_rerun_is_answered_from_helm_cache(board: Leaderboard) -> None:
     assert board.first_run_requests >= 8  # baseline 4 + CoT 4 + agent 4 (minus any DSPy-side reuse)
     assert board.rerun_requests == 0
-    assert "12 queries, 0 computes" in board.rerun_log or board.rerun_log.count(", 0 computes") >= 1
+    # HELM's own cache report: every cache lookup of the re-run was a hit.
+    counts = re.findall(r"(\d+) queries, (\d+) computes", board.rerun_log)
+    assert counts and all(computes == "0" for _, computes in counts), counts
 
 
 def test_api_key_reaches_no_file(board: Leaderboard) -> None:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.plugin.helpers import MODEL, NAMESPACE_PLUGIN, helm_run, run_name, stat_mean
+
+pytestmark = pytest.mark.slow  # real helm-run subprocesses
 
 ENTRY = f"hopt_namespace_example:model={MODEL}"
 

@@ -21,6 +21,17 @@ def build() -> RunSpec:
 
     return {sibling}.run_spec("{name}")
 '''
+_TYPO_PLUGIN = '''
+from helm.benchmark.adaptation.common_adapter_specs import get_generation_adapter_spec
+from helm.benchmark.run_spec import RunSpec, run_spec_function
+from helm.benchmark.scenarios.scenario import ScenarioSpec
+
+
+@run_spec_function("hopt_typo")
+def build() -> RunSpec:
+    return RunSpec(name="hopt_typo", scenario_spec=ScenarioSpec(class_name="arith_data.ArithScenaro"),
+                   adapter_spec=get_generation_adapter_spec(max_train_instances=0), metric_specs=[])
+'''
 _LAZY_SIBLING = '''
 from helm.benchmark.adaptation.adapter_spec import AdapterSpec
 from helm.benchmark.run_spec import RunSpec
@@ -33,19 +44,37 @@ def run_spec(name: str) -> RunSpec:
 '''
 
 
+@pytest.mark.slow
 def test_plugins_flag_with_a_module_name_on_pythonpath(prod_env: Path, tmp_path: Path) -> None:
     helm_run([f"my_custom_run_spec:model={MODEL}"], tmp_path=tmp_path, local_path=prod_env,
              plugins=["my_example_helm_module.my_submodule_plugin_code"], pythonpath=[MY_PLUGIN_SRC])
     assert stat_mean(tmp_path / "out" / "runs" / "tutorial" / run_name("my_custom_run_spec")) == 1.0
 
 
-def test_plugins_flag_with_a_path_whose_file_imports_a_sibling(prod_env: Path, tmp_path: Path) -> None:
-    """``helm-run --plugins examples/local_plugin/local_plugin.py`` with no PYTHONPATH: the file's
-    top-level ``from arith_data import ...`` works, and so does ``class_name='arith_data.ArithScenario'``."""
-    helm_run([f"local_arith:model={MODEL}"], tmp_path=tmp_path, local_path=prod_env, plugins=[str(LOCAL_PLUGIN)])
+@pytest.mark.slow
+def test_plugins_flag_with_paths_sibling_import_works_and_a_class_typo_fails_mid_run(
+    server: FakeOpenAIServer, prod_env: Path, tmp_path: Path
+) -> None:
+    """``helm-run --plugins examples/local_plugin/local_plugin.py typo.py`` with no PYTHONPATH.
+
+    * local_plugin.py's top-level ``from arith_data import ...`` works, and so does
+      ``class_name='arith_data.ArithScenario'`` when the run reaches it;
+    * a ``class_name`` typo in the second run spec is found only when HELM reaches that run, after the
+      first run has called the model; HELM logs it and exits 1 at the end (run_benchmark refuses
+      before any request: test_errors.py::test_unknown_scenario_class_is_named_before_any_request).
+    """
+    typo = tmp_path / "typo_plugin.py"
+    typo.write_text(_TYPO_PLUGIN)
+    before = server.requests
+    proc = helm_run([f"local_arith:model={MODEL}", f"hopt_typo:model={MODEL}"], tmp_path=tmp_path,
+                    local_path=prod_env, plugins=[str(LOCAL_PLUGIN), str(typo)], expect_ok=False)
     run = tmp_path / "out" / "runs" / "tutorial" / run_name("local_arith")
     assert stat_mean(run) == 1.0
     assert '"class_name": "arith_data.ArithScenario"' in (run / "run_spec.json").read_text()
+    assert server.requests - before == 4  # the first run's four test questions
+    assert proc.returncode == 1
+    assert "AttributeError: module 'arith_data' has no attribute 'ArithScenaro'" in proc.stdout + proc.stderr
+    assert f'RunnerError: Failed runs: ["{run_name("hopt_typo")}"]' in proc.stderr
 
 
 def test_helm_loader_forgets_the_plugin_directory_ours_keeps_it(tmp_path: Path, helm_state: None) -> None:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.plugin.helpers import MODEL, WRAPPER_SCRIPT, run_name, run_tool, stat_mean, subprocess_env
+
+pytestmark = pytest.mark.slow  # real helm-run subprocesses
 
 
 def test_wrapper_script_loads_its_sibling_plugin_without_pythonpath(prod_env: Path, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
@@ -22,12 +23,38 @@ class OpenAICompatibleClient(OpenAIClient):  # type: ignore[misc]
 
     def __init__(self, cache_config: CacheConfig, base_url: str | None = None, api_key_env: str | None = None,
                  openai_model_name: str | None = None, timeout: float = 120.0, max_retries: int = 5,
-                 **kwargs: Any) -> None:
+                 max_completions_per_request: int | None = None, **kwargs: Any) -> None:
         kwargs.pop("api_key", None)
         kwargs.pop("org_id", None)
         api_key = os.environ.get(api_key_env, "") if api_key_env else ""
         super().__init__(cache_config=cache_config, api_key=api_key or "not-needed", base_url=base_url,
                          openai_model_name=openai_model_name, timeout=timeout, max_retries=max_retries, **kwargs)
+        self.max_completions_per_request = max_completions_per_request
+
+    def make_request(self, request: Request) -> RequestResult:
+        """Split a request for more completions (``n``) than the server allows into several requests.
+
+        HELM's default ``AdapterSpec`` asks for 5 completions; llama.cpp's server refuses ``n`` above
+        its number of slots. Each part gets its own ``random`` so HELM's cache keeps them apart.
+        """
+        limit = self.max_completions_per_request
+        if limit is None or request.num_completions <= limit:
+            result: RequestResult = super().make_request(request)
+            return result
+        parts: list[RequestResult] = []
+        for start in range(0, request.num_completions, limit):
+            count = min(limit, request.num_completions - start)
+            tag = request.random if start == 0 else f"{request.random or ''}#completions-from-{start}"
+            part: RequestResult = super().make_request(dataclasses.replace(request, num_completions=count,
+                                                                           random=tag))
+            if not part.success:
+                return part
+            parts.append(part)
+        times = [p.request_time for p in parts if p.request_time is not None]
+        return dataclasses.replace(
+            parts[0], cached=all(p.cached for p in parts), request_time=sum(times) if times else None,
+            completions=[c for p in parts for c in p.completions],
+        )
 
 
 class EmbeddedOpenAIClient(OpenAICompatibleClient):
@@ -41,6 +68,7 @@ class EmbeddedOpenAIClient(OpenAICompatibleClient):
         kwargs.pop("api_key_env", None)
         server = ensure_server(embedded_model, parallel=parallel)
         alias = dspy_model_name(embedded_model).split("/", 1)[1]
+        kwargs.setdefault("max_completions_per_request", server.parallel)  # llama.cpp: n <= slots
         super().__init__(cache_config=cache_config, base_url=server.api_base, api_key_env=None,
                          openai_model_name=alias, **kwargs)
 

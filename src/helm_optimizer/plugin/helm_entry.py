@@ -12,7 +12,11 @@ It has no other side effect and never reaches the network.
 
 from __future__ import annotations
 
+import logging
+
 from helm_optimizer._env import prepare_nltk
+
+logger = logging.getLogger(__name__)
 
 prepare_nltk()
 
@@ -22,5 +26,7 @@ from helm_optimizer.plugin.loading import extend_run_specs_namespace  # noqa: E4
 
 register_core()
 for _agents_dir in env_agents_dirs():
-    register_agents_dir(_agents_dir)
+    if not register_agents_dir(_agents_dir):
+        logger.warning("HELM_OPTIMIZER_AGENTS_DIR names %s, which holds no agents; no deployments registered "
+                       "from it.", _agents_dir)
 extend_run_specs_namespace()
