@@ -7,6 +7,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,9 +17,12 @@ from helm_optimizer.errors import HelmOptimizerError, LockedError
 
 __all__ = [
     "canonical_json",
+    "check_writable",
     "directory_lock",
     "fingerprint",
+    "os_error",
     "read_json",
+    "remove_stale_temporaries",
     "write_bytes_atomic",
     "write_json_atomic",
     "write_text_atomic",
@@ -75,14 +79,55 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def _os_error(path: Path, exc: OSError) -> HelmOptimizerError:
-    if exc.errno == errno.ENOSPC:
+def os_error(path: Path | str, exc: OSError) -> HelmOptimizerError:
+    """A one-line error (exit code 2) for a failed write to ``path``, naming the fix."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return HelmOptimizerError(f"No space left on the device while writing {path}; free space and rerun.")
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        reason = "read-only file system" if exc.errno == errno.EROFS else "permission denied"
         return HelmOptimizerError(
-            f"Cannot write {path}: permission denied; choose a writable --output-dir or fix its permissions."
+            f"Cannot write {path}: {reason}; choose a writable --output-dir or fix its permissions."
         )
-    return HelmOptimizerError(f"Cannot write {path}: {exc.strerror or exc}; check the directory and rerun.")
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        return HelmOptimizerError(
+            f"Cannot write {path}: a parent of it is a file, not a directory; choose another --output-dir."
+        )
+    reason = (exc.strerror or str(exc)).splitlines()[0] if (exc.strerror or str(exc)) else type(exc).__name__
+    return HelmOptimizerError(f"Cannot write {path}: {reason}; check the directory and rerun.")
+
+
+_os_error = os_error
+
+
+def check_writable(directory: Path) -> None:
+    """Create ``directory`` and prove a file can be written there, or raise a one-line error."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise os_error(directory, exc) from exc
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+
+
+# ``.<name>.<8 random characters>.tmp``: what write_bytes_atomic and check_writable create.
+_TEMPORARY_RE = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+
+
+def remove_stale_temporaries(directory: Path) -> int:
+    """Delete temporary files that a killed writer left under ``directory``; returns how many.
+
+    Only call this while holding :func:`directory_lock` on ``directory``: no live writer then owns them.
+    """
+    removed = 0
+    for path in Path(directory).rglob(".*.tmp"):
+        if _TEMPORARY_RE.match(path.name) and path.is_file():
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed += 1
+    return removed
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -116,11 +161,13 @@ def directory_lock(directory: Path, *, wait: float = 0.0, what: str = "run") -> 
     lock = FileLock(str(directory / ".helm-optimizer.lock"))
     try:
         lock.acquire(timeout=wait if wait > 0 else 0.01)
-    except Timeout:
+    except Timeout:  # (a subclass of OSError)
         raise LockedError(
             f"Another {what} is using {directory} (lock file {directory / '.helm-optimizer.lock'}); "
             "wait for it to finish, or use another --output-dir."
         ) from None
+    except OSError as exc:  # a read-only directory: the lock file cannot be created
+        raise os_error(directory / ".helm-optimizer.lock", exc) from exc
     try:
         yield
     finally:

@@ -14,18 +14,20 @@ optimized on, and the agent carries its own demos. Each finished run leaves an e
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from helm_optimizer._io import fingerprint, read_json, write_json_atomic
+from helm_optimizer._io import check_writable, fingerprint, read_json, write_json_atomic
 from helm_optimizer.config import LMConfig
-from helm_optimizer.errors import ConfigError, HelmOptimizerError
+from helm_optimizer.errors import ConfigError, HelmOptimizerError, UnknownNameError
 from helm_optimizer.naming import (
     METHOD_BASELINE,
     METHOD_ZS_COT,
@@ -35,7 +37,7 @@ from helm_optimizer.naming import (
     parse_run_entry,
 )
 
-__all__ = ["EvaluationRequest", "evaluate_methods", "record_path"]
+__all__ = ["EvaluationRequest", "check_methods", "count_retries", "evaluate_methods", "record_path"]
 
 logger = logging.getLogger(__name__)
 
@@ -89,17 +91,111 @@ def _num_folds_of(agents_dir: Path, scenario: str, model: str, method: str) -> i
     )
 
 
+def check_methods(methods: Sequence[str]) -> None:
+    """Every method is ``baseline``, a zero-shot program or a registered optimizer; else a one-line error."""
+    from helm_optimizer.optimizers import OPTIMIZERS
+    from helm_optimizer.registry import did_you_mean
+
+    if not methods:
+        raise ConfigError("No methods to evaluate; pass --methods baseline,ZeroShotCoT (or optimizer names).")
+    known = [*DEFAULT_METHODS, *OPTIMIZERS.names()]
+    for method in methods:
+        if method not in known:
+            raise UnknownNameError(
+                f"Unknown method '{method}'.{did_you_mean(method, known)} Use baseline, ZeroShotPredict, "
+                "ZeroShotCoT or an optimizer name (see `helm-optimizer list methods`)."
+            )
+    duplicates = sorted({m for m in methods if list(methods).count(m) > 1})
+    if duplicates:
+        raise ConfigError(f"Method '{duplicates[0]}' is listed twice in --methods; list each method once.")
+
+
+class _RetryCounter(logging.Handler):
+    """Counts retried LM attempts: ours (``TrackedLM``) and the OpenAI SDK's (HELM's OpenAI clients)."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from helm_optimizer.lm import RETRY_LOG_MARKER
+
+        if getattr(record, RETRY_LOG_MARKER, False) or (
+            record.name.startswith("openai") and str(record.msg).startswith("Retrying request")
+        ):
+            self.count += 1
+
+
+_RETRY_LOGGERS = ("helm_optimizer.lm", "openai._base_client")
+_retry_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def count_retries() -> Iterator[_RetryCounter]:
+    """Count retried LM attempts made in this process while the block runs (from their log records).
+
+    The loggers involved are lowered to INFO for the duration if they would drop INFO records;
+    the previous levels are restored afterwards.
+    """
+    counter = _RetryCounter()
+    with _retry_lock:
+        saved = []
+        for name in _RETRY_LOGGERS:
+            log = logging.getLogger(name)
+            saved.append((log, log.level))
+            log.addHandler(counter)
+            if not log.isEnabledFor(logging.INFO):
+                log.setLevel(logging.INFO)
+    try:
+        yield counter
+    finally:
+        with _retry_lock:
+            for log, level in saved:
+                log.removeHandler(counter)
+                log.setLevel(level)
+
+
+def _register_current(deployments: Any) -> None:
+    """Register ``deployments`` with HELM, replacing same-named ones registered earlier with other settings.
+
+    ``plugin.deployments.register`` keeps the first deployment registered under a name in this
+    process, so a second evaluation in the same process (another sweep, another api_base or
+    agents directory, a reused Ray worker) would silently call the first one's endpoint and
+    evaluate the first one's agents.
+    """
+    import cattrs
+    from helm.benchmark.model_deployment_registry import (
+        ModelDeployment,
+        ModelDeploymentNotFoundError,
+        get_model_deployment,
+        register_model_deployment,
+    )
+
+    from helm_optimizer.plugin.deployments import register
+
+    register(deployments)
+    for raw in deployments.model_deployments:
+        wanted = cattrs.structure(raw, ModelDeployment)
+        try:
+            current = get_model_deployment(wanted.name)
+        except ModelDeploymentNotFoundError:
+            current = None
+        if current != wanted:
+            logger.debug("Re-registering HELM deployment %s with this run's settings", wanted.name)
+            register_model_deployment(wanted)
+
+
 def _baseline_deployment(req: EvaluationRequest) -> str:
     from helm.benchmark.model_deployment_registry import ModelDeploymentNotFoundError, get_model_deployment
 
-    from helm_optimizer.plugin.deployments import baseline_deployment, register
+    from helm_optimizer.plugin.deployments import baseline_deployment
 
     if req.helm_deployment:
         name = req.helm_deployment
     else:
         name = req.lm.model
         if req.lm.api_base:
-            register(baseline_deployment(req.lm.public_dict()))
+            _register_current(baseline_deployment(req.lm.public_dict()))
     try:
         get_model_deployment(name)
     except ModelDeploymentNotFoundError:
@@ -160,7 +256,7 @@ def evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, An
                      force: bool = False) -> list[dict[str, Any]]:
     """Run every method of ``req`` in HELM (skipping runs whose record is current); return the records."""
     from helm_optimizer.plugin.agent_client import EVALUATION_USAGE
-    from helm_optimizer.plugin.deployments import agent_deployments, register
+    from helm_optimizer.plugin.deployments import agent_deployments
     from helm_optimizer.plugin.loading import prepare_helm
     from helm_optimizer.plugin.run_specs import evaluation_run_spec
     from helm_optimizer.plugin.runner import run_benchmark
@@ -168,7 +264,10 @@ def evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, An
     from helm_optimizer.scenarios.helm_task import build_task
 
     emit = progress or (lambda _e: None)
-    prepare_helm(plugins=req.plugins)
+    check_methods(req.methods)
+    check_writable(req.output_dir)  # fail before any LM call
+    # The run's own prod_env first (as helm-run reads it), so that this run's deployments below win.
+    prepare_helm(plugins=req.plugins, local_path=req.local_path if req.local_path.is_dir() else None)
     task = build_task(req.scenario, data_dir=req.data_dir, plugins=req.plugins, metric=req.metric)
     name, args = parse_run_entry(req.scenario)
     args = {k: v for k, v in args.items() if k not in ("model", "model_deployment")}
@@ -179,10 +278,11 @@ def evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, An
     lm_public = req.lm.public_dict()
     records: list[dict[str, Any]] = []
     for method in req.methods:
+        folds: list[int | None]
         if method == METHOD_BASELINE:
             deployment, folds = _baseline_deployment(req), [None]
         else:
-            register(agent_deployments(lm_public, [method], agents_dir=str(req.agents_dir.resolve())))
+            _register_current(agent_deployments(lm_public, [method], agents_dir=str(req.agents_dir.resolve())))
             deployment = deployment_name(req.lm.model, method)
             optimized = method not in (METHOD_ZS_PREDICT, METHOD_ZS_COT)
             n_folds = _num_folds_of(req.agents_dir, task.key, req.lm.model, method) if optimized else 1
@@ -219,8 +319,9 @@ def evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, An
             emit({"stage": "evaluating", "method": method, "fold": fold, "run": run_name})
             before = dict(EVALUATION_USAGE.get(f"{req.lm.model}:{method}", {}))
             started = time.perf_counter()
-            result = run_benchmark(run_specs=[spec], suite=req.suite, output_path=req.helm_output,
-                                   local_path=req.local_path, num_threads=req.num_threads, exit_on_error=True)
+            with count_retries() as retries:
+                result = run_benchmark(run_specs=[spec], suite=req.suite, output_path=req.helm_output,
+                                       local_path=req.local_path, num_threads=req.num_threads, exit_on_error=True)
             wall = time.perf_counter() - started
             run = result.runs[0]
             stat = run.stat(task.main_metric, task.main_split)
@@ -241,7 +342,7 @@ def evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, An
                 "mean": float(stat.get("mean", stat["sum"] / max(1, stat["count"]))),
                 "count": int(counts.get("requests") or stat["count"]),
                 "helm_official": _official(task, run), "deployment": deployment,
-                **usage, "wall_time_s": round(wall, 3), **counts,
+                **usage, "retries": retries.count, "wall_time_s": round(wall, 3), **counts,
                 "optimization": _optimization_usage(req, task.key, method, fold),
                 "spec_fingerprint": spec_id,
             }
@@ -294,8 +395,8 @@ def _usage(method: str, before: dict[str, Any], after: dict[str, Any], counts: d
         output = run.stat("num_output_tokens")
         n = counts.get("requests", 0)
         return {"lm_calls": max(0, calls),
-                "prompt_tokens": int(round((prompt or {}).get("mean", 0) * n)) if calls else 0,
-                "completion_tokens": int(round((output or {}).get("mean", 0) * n)) if calls else 0, "cost": 0.0}
+                "prompt_tokens": round((prompt or {}).get("mean", 0) * n) if calls else 0,
+                "completion_tokens": round((output or {}).get("mean", 0) * n) if calls else 0, "cost": 0.0}
     return {key: int(after.get(key, 0)) - int(before.get(key, 0))
             for key in ("lm_calls", "prompt_tokens", "completion_tokens")} | {"cost": 0.0}
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 import os
 import threading
 import time
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     import dspy
 
 __all__ = [
+    "RETRY_LOG_MARKER",
     "UsageMeter",
     "adapter_for",
     "build_lm",
@@ -48,6 +51,8 @@ _PROVIDER_KEY_ENV = {
 _KEYLESS_PROVIDERS = {"ollama", "ollama_chat", "vertex_ai", "bedrock", "sagemaker", "hosted_vllm", "lm_studio"}
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
 _PLACEHOLDER_KEY = "not-needed"  # OpenAI-compatible servers without auth still want a non-empty key
+# Attribute set on the log record of every retried LM attempt (see ``TrackedLM``): evaluations count them.
+RETRY_LOG_MARKER = "hopt_lm_retry"
 
 
 def is_local_api_base(api_base: str | None) -> bool:
@@ -158,6 +163,8 @@ class UsageMeter:
         self.completion_tokens = 0
         self.cost = 0.0
         self.cost_known = True
+        self.retries = 0  # attempts that failed transiently (429, 5xx, timeout) and were retried
+        self.failed_calls = 0  # calls that still failed after every retry
         self.exceeded: str | None = None
         self._prices: dict[str, _Prices] = {}
 
@@ -187,6 +194,14 @@ class UsageMeter:
             if self.max_cost is not None and self.cost >= self.max_cost and self.exceeded is None:
                 self.exceeded = f"--max-cost {self.max_cost} reached (${self.cost:.4f})"
 
+    def add_retry(self) -> None:
+        with self._lock:
+            self.retries += 1
+
+    def add_failure(self) -> None:
+        with self._lock:
+            self.failed_calls += 1
+
     def get_total_tokens(self) -> dict[str, dict[str, Any]]:
         return {"all": {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}}
 
@@ -201,32 +216,114 @@ class UsageMeter:
                 "prompt_tokens": self.prompt_tokens,
                 "completion_tokens": self.completion_tokens,
                 "cost": round(self.cost, 6) if self.cost_known else None,
+                "retries": self.retries,
+                "failed_calls": self.failed_calls,
             }
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    """DSPy's own classification of transient LM errors (rate limit, timeout, server, transport)."""
+    try:
+        from dspy.utils.exceptions import is_retryable_lm_error
+    except ImportError:  # pragma: no cover - older DSPy
+        return type(exc).__name__ in {"RateLimitError", "Timeout", "APITimeoutError", "InternalServerError",
+                                      "ServiceUnavailableError", "APIConnectionError"}
+    return isinstance(exc, Exception) and bool(is_retryable_lm_error(exc))
+
+
+def _retry_delay(exc: BaseException, attempt: int) -> float:
+    """The provider's ``retry_after`` hint when it gives one, else 1, 2, 4, ... seconds (at most 60)."""
+    hint = getattr(exc, "retry_after", None)
+    if isinstance(hint, int | float) and not isinstance(hint, bool) and math.isfinite(hint) and hint >= 0:
+        return min(float(hint), 60.0)
+    return float(min(2 ** min(attempt, 6), 60))
+
+
+def _valid_text(value: Any) -> Any:
+    """Model output with lone UTF-16 surrogates (valid JSON, invalid Unicode) replaced by U+FFFD.
+
+    Left alone, such text fails every later request that quotes it (a demo) and every file that
+    stores it; only strings that cannot be encoded are touched.
+    """
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            logger.info("Replaced invalid Unicode (a lone surrogate) in a model answer with U+FFFD.")
+            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return value
+    if isinstance(value, list):
+        return [_valid_text(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _valid_text(v) for k, v in value.items()}
+    return value
+
+
+def _note_retry(lm: Any, exc: BaseException, attempt: int, delay: float) -> None:
+    meter = lm.meter
+    if meter is not None:
+        meter.add_retry()
+    logger.info("LM call to %s failed (%s); retry %d of %d in %.1fs", lm.model, type(exc).__name__, attempt + 1,
+                lm.max_retries, delay, extra={RETRY_LOG_MARKER: True})
 
 
 def _tracked_lm_class() -> type[dspy.LM]:
     import dspy
 
     class TrackedLM(dspy.LM):  # type: ignore[misc]
-        """A ``dspy.LM`` that refuses to start a call once its meter's budget is spent."""
+        """A ``dspy.LM`` that refuses to start a call once its meter's budget is spent, and retries visibly.
+
+        Transient failures (DSPy's classification: rate limits, timeouts, server and transport
+        errors) are retried here rather than inside DSPy, with DSPy's backoff, so that every
+        retried attempt is counted in the meter (``retries``) and logged.
+        """
 
         meter: UsageMeter | None = None
+        max_retries: int = 0
 
         def __call__(self, *args: Any, **kwargs: Any) -> Any:
             meter = self.meter
-            if meter is None:
-                return super().__call__(*args, **kwargs)
-            meter.check()
-            if meter.slots is None:
-                return super().__call__(*args, **kwargs)
+            call = super().__call__
+            if meter is not None:
+                meter.check()
+            if meter is None or meter.slots is None:
+                return self._retrying(call, args, kwargs)
             with meter.slots:
                 meter.check()
-                return super().__call__(*args, **kwargs)
+                return self._retrying(call, args, kwargs)
+
+        def _retrying(self, call: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            attempt = 0
+            while True:
+                try:
+                    return _valid_text(call(*args, **kwargs))
+                except Exception as exc:
+                    if attempt >= self.max_retries or not _is_retryable(exc):
+                        if self.meter is not None:
+                            self.meter.add_failure()
+                        raise
+                    delay = _retry_delay(exc, attempt)
+                    _note_retry(self, exc, attempt, delay)
+                    time.sleep(delay)
+                    attempt += 1
 
         async def acall(self, *args: Any, **kwargs: Any) -> Any:
             if self.meter is not None:
                 self.meter.check()
-            return await super().acall(*args, **kwargs)
+            call = super().acall
+            attempt = 0
+            while True:
+                try:
+                    return _valid_text(await call(*args, **kwargs))
+                except Exception as exc:
+                    if attempt >= self.max_retries or not _is_retryable(exc):
+                        if self.meter is not None:
+                            self.meter.add_failure()
+                        raise
+                    delay = _retry_delay(exc, attempt)
+                    _note_retry(self, exc, attempt, delay)
+                    await asyncio.sleep(delay)
+                    attempt += 1
 
     return TrackedLM
 
@@ -267,11 +364,12 @@ def build_lm(cfg: LMConfig, *, cache: bool = True, meter: UsageMeter | None = No
         temperature=cfg.temperature,
         max_tokens=max_tokens,
         cache=cache,
-        num_retries=cfg.num_retries,
+        num_retries=0,  # TrackedLM retries (counted and logged) instead of DSPy
         timeout=cfg.timeout,
         **kwargs,
     )
     lm.meter = meter
+    lm.max_retries = cfg.num_retries
     if meter is not None:
         meter.set_prices(model, cfg)
     return lm

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from helm_optimizer import __version__
-from helm_optimizer._io import fingerprint
+from helm_optimizer._io import check_writable, fingerprint, os_error
 from helm_optimizer.config import OptimizeConfig
 from helm_optimizer.errors import AgentExistsError, BudgetExceededError, HelmOptimizerError, ModelError
 
@@ -81,22 +81,60 @@ class OptimizeResult:
 
 
 def _parse_failure_counter() -> Any:
-    """A DSPy callback counting adapter parse failures (answers the model did not format)."""
+    """A DSPy callback counting predictions whose answer the model did not format.
+
+    One count per ``Predict`` call in which an adapter failed to parse the answer (even when the
+    JSON fallback then recovered it) or that ended in ``AdapterParseError`` (including an empty
+    answer, rejected before parsing). Each prediction counts once, however many parses failed.
+    """
     import threading
 
+    import dspy
     from dspy.utils.callback import BaseCallback
+    from dspy.utils.exceptions import AdapterParseError
 
     class ParseFailures(BaseCallback):  # type: ignore[misc]
         def __init__(self) -> None:
             self.count = 0
             self._lock = threading.Lock()
+            self._local = threading.local()  # per thread: the stack of open predictions
+
+        def _stack(self) -> list[list[Any]]:
+            stack: list[list[Any]] | None = getattr(self._local, "stack", None)
+            if stack is None:
+                stack = self._local.stack = []
+            return stack
+
+        def on_module_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
+            if isinstance(instance, dspy.Predict):
+                self._stack().append([call_id, False])
 
         def on_adapter_parse_end(self, call_id: str, outputs: Any, exception: BaseException | None = None) -> None:
-            if exception is not None:
+            stack = self._stack()
+            if exception is not None and stack:
+                stack[-1][1] = True
+
+        def on_module_end(self, call_id: str, outputs: Any, exception: BaseException | None = None) -> None:
+            stack = self._stack()
+            if not stack or stack[-1][0] != call_id:
+                return
+            _, misformatted = stack.pop()
+            if misformatted or (exception is not None and _caused_by(exception, AdapterParseError)):
                 with self._lock:
                     self.count += 1
 
     return ParseFailures()
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _secrets(config: OptimizeConfig) -> list[str]:
@@ -134,6 +172,7 @@ def optimize(config: OptimizeConfig, *, plugins: tuple[str, ...] = (), progress:
     resolve_api_key(config.lm)
     if config.prompt_lm is not None:
         resolve_api_key(config.prompt_lm)
+    check_writable(config.output_dir)  # fail before any LM call, not when saving the agent
 
     emit({"stage": "loading data", "scenario": config.scenario})
     from helm_optimizer.scenarios.dataset import load_dataset
@@ -160,7 +199,7 @@ def _optimize_one(config: OptimizeConfig, optimizer: Any, dataset: Any, emit: Pr
     import dspy
 
     from helm_optimizer.agents.program import make_program
-    from helm_optimizer.agents.store import agent_path, read_meta, save_agent
+    from helm_optimizer.agents.store import agent_path, meta_matches_agent, read_meta, save_agent
     from helm_optimizer.optimizers.base import OptimizeContext
 
     agents_dir = config.output_dir / "agents"
@@ -170,12 +209,19 @@ def _optimize_one(config: OptimizeConfig, optimizer: Any, dataset: Any, emit: Pr
     data_fp = dataset.fingerprint
     existing = read_meta(path) if path.exists() else None
     if existing and not config.force:
-        if existing.get("config_fingerprint") == cfg_fp and existing.get("data", {}).get("fingerprint") == data_fp:
+        current = meta_matches_agent(path, existing)
+        if (current and existing.get("config_fingerprint") == cfg_fp
+                and existing.get("data", {}).get("fingerprint") == data_fp):
             emit({"stage": "up to date", "path": str(path)})
             scores = existing.get("scores", {})
             return AgentResult(path=path, fold=fold, status="up to date", val_before=scores.get("val_before"),
                                val_after=scores.get("val_after"), usage={"lm_calls": 0}, wall_time_s=0.0,
                                meta=existing)
+        if not current:
+            raise AgentExistsError(
+                f"The agent at {path} does not match its metadata (an interrupted --force replacement?); "
+                "pass --force to write it again."
+            )
         raise AgentExistsError(
             f"An agent from a different configuration exists at {path}; pass --force to replace it or use "
             "another --output-dir."
@@ -232,7 +278,11 @@ def _optimize_one(config: OptimizeConfig, optimizer: Any, dataset: Any, emit: Pr
     wall = time.perf_counter() - started
     usage = {**meter.snapshot(), "parse_failures": failures.count}
     if dataset.val and failures.count and val_after == 0 and val_before == 0 and usage["lm_calls"] > 0:
-        logger.warning("Every validation answer failed to parse; the model does not follow the output format.")
+        logger.warning("Validation scored 0 and %d answer(s) failed to parse; the model may not follow the "
+                       "output format.", failures.count)
+    elif failures.count or usage["failed_calls"]:
+        logger.info("%d answer(s) failed to parse and %d LM call(s) failed; each scored 0 (see the agent's "
+                    "metadata, usage).", failures.count, usage["failed_calls"])
     meta = {
         "format": 1,
         "scenario": dataset.key,
@@ -275,7 +325,10 @@ def _configure_cache(config: OptimizeConfig) -> None:
     if _cache_configured == target:
         return
     if config.cache:
-        Path(target).mkdir(parents=True, exist_ok=True)
+        try:
+            Path(target).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise os_error(target, exc) from exc
         dspy.configure_cache(enable_disk_cache=True, enable_memory_cache=True, disk_cache_dir=target)
     else:
         dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=False)

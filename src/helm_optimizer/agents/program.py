@@ -36,13 +36,18 @@ def read_agent_json(path: Path) -> dict[str, Any]:
         raise AgentError(f"Agent file {path} does not exist; run `helm-optimizer optimize` or fix the path.") from None
     except UnicodeDecodeError:
         raise AgentError(f"Agent file {path} is not UTF-8 text; it is not a DSPy agent JSON.") from None
+    except IsADirectoryError:
+        raise AgentError(
+            f"Agent file {path} is a directory; give an agent's .json file (`helm-optimizer agents list` shows "
+            "them)."
+        ) from None
     except OSError as exc:
         raise AgentError(f"Cannot read agent file {path}: {exc.strerror or exc}.") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise AgentError(
-            f"Agent file {path} is not valid JSON ({exc.msg} at line {exc.lineno}); it may be truncated — "
+            f"Agent file {path} is not valid JSON ({exc.msg}, line {exc.lineno}); it may be truncated — "
             "re-run the optimization that wrote it."
         ) from None
     if not isinstance(data, dict):

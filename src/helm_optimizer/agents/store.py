@@ -8,9 +8,9 @@ have one agent per fold: ``<optimizer>.fold<k>.json`` is the agent *evaluated on
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-import os
 import re
 import tempfile
 from collections.abc import Iterable
@@ -18,17 +18,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from helm_optimizer._io import read_json, write_json_atomic
+from helm_optimizer._io import read_json, write_bytes_atomic, write_json_atomic
 from helm_optimizer.agents.program import load_program
 from helm_optimizer.errors import AgentError, AgentExistsError
 from helm_optimizer.naming import model_from_path, model_path
 
 __all__ = [
     "AgentInfo",
+    "agent_digest",
     "agent_path",
     "find_agent",
     "list_agents",
     "load_agent",
+    "meta_matches_agent",
     "meta_path",
     "read_meta",
     "save_agent",
@@ -66,34 +68,93 @@ def _strip_lms(program: Any) -> Any:
     return clean
 
 
+def _encodable(value: Any, fixed: list[int]) -> Any:
+    """``value`` with every string made encodable as UTF-8 (lone surrogates become U+FFFD)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            fixed[0] += 1
+            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return value
+    if isinstance(value, list):
+        return [_encodable(v, fixed) for v in value]
+    if isinstance(value, dict):
+        return {_encodable(k, fixed): _encodable(v, fixed) for k, v in value.items()}
+    return value
+
+
+def _make_encodable(program: Any) -> int:
+    """Replace text no file can hold (lone surrogates from a model's output in demos or instructions).
+
+    A model can answer with half of a UTF-16 pair (valid JSON, not valid Unicode); DSPy keeps it in
+    a bootstrapped demo and then cannot save the program. Returns how many strings were replaced;
+    a program without such text is left exactly as it was.
+    """
+    state = program.dump_state()
+    fixed = [0]
+    clean = _encodable(state, fixed)
+    if fixed[0]:
+        program.load_state(clean)
+    return fixed[0]
+
+
+def agent_digest(data: bytes) -> str:
+    """The fingerprint of an agent file's bytes recorded in its metadata (``agent_sha256``)."""
+    return hashlib.sha256(data).hexdigest()
+
+
 def save_agent(program: Any, path: Path, meta: dict[str, Any], *, force: bool = False,
                secrets: Iterable[str] = ()) -> None:
-    """Write the agent in DSPy's own JSON format, then its metadata, each atomically.
+    """Write the agent in DSPy's own JSON format and its metadata, each atomically.
 
     Refuses to overwrite an existing agent unless ``force``; refuses to write if any secret
-    appears in the bytes to be written.
+    appears in the bytes to be written. ``meta`` gains ``agent_sha256``, the hash of the agent
+    bytes, so that a reader can tell whether the metadata describes the agent beside it.
+
+    A new agent is written after its metadata, a replacement before it: an interruption (kill,
+    disk full) then leaves either metadata with no agent (ignored; the next run writes both) or
+    the previous agent and metadata untouched, or, when replacing, the new agent with the old
+    metadata, which ``agent_sha256`` exposes. Nothing is ever half written: DSPy serializes into a
+    private temporary directory, never into the output directory.
     """
     path = Path(path)
-    if path.exists() and not force:
+    replacing = path.exists()
+    if replacing and not force:
         raise AgentExistsError(f"An agent already exists at {path}; pass --force to replace it.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".json", dir=path.parent)
-    os.close(fd)
+    clean = _strip_lms(program)
+    replaced = _make_encodable(clean)
+    if replaced:
+        logger.warning("Replaced %d text(s) holding invalid Unicode (lone surrogates in model output) with "
+                       "U+FFFD in the agent for %s.", replaced, path)
+        meta["replaced_invalid_texts"] = replaced
+    with tempfile.TemporaryDirectory(prefix="helm-optimizer-agent-") as scratch:
+        tmp = Path(scratch) / "agent.json"  # DSPy picks its format from the suffix
+        clean.save(str(tmp))
+        data = tmp.read_bytes()
+    json.loads(data)  # what DSPy wrote must parse before it replaces anything
+    meta["agent_sha256"] = agent_digest(data)
+    meta_bytes = json.dumps(meta, sort_keys=True, default=str).encode("utf-8")
+    for secret in secrets:
+        if secret and (secret.encode("utf-8") in data or secret.encode("utf-8") in meta_bytes):
+            raise AgentError("Refusing to write an agent that contains an API key; report this as a bug.")
+    if replacing:
+        write_bytes_atomic(path, data)
+        write_json_atomic(meta_path(path), meta)
+    else:
+        write_json_atomic(meta_path(path), meta)
+        write_bytes_atomic(path, data)
+
+
+def meta_matches_agent(path: Path, meta: dict[str, Any]) -> bool:
+    """Whether ``meta`` describes the agent file at ``path`` (metadata without a hash is trusted)."""
+    expected = meta.get("agent_sha256")
+    if expected is None:
+        return True
     try:
-        _strip_lms(program).save(tmp)
-        data = Path(tmp).read_bytes()
-        meta_bytes = json.dumps(meta, sort_keys=True, default=str).encode("utf-8")
-        for secret in secrets:
-            if secret and (secret.encode("utf-8") in data or secret.encode("utf-8") in meta_bytes):
-                raise AgentError("Refusing to write an agent that contains an API key; report this as a bug.")
-        json.loads(data)  # what DSPy wrote must parse before it replaces anything
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    write_json_atomic(meta_path(path), meta)
+        return bool(agent_digest(Path(path).read_bytes()) == expected)
+    except OSError:
+        return False
 
 
 def load_agent(path: Path, kind: str | None = None) -> Any:

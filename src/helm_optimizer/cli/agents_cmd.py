@@ -34,9 +34,8 @@ def list_agents(
     for info in agents:
         meta = info.meta or {}
         scores = meta.get("scores") or {}
-        fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
         table.add_row(info.scenario, info.model, info.optimizer, "—" if info.fold is None else str(info.fold),
-                      fmt(scores.get("val_before")), fmt(scores.get("val_after")),
+                      _score(scores.get("val_before")), _score(scores.get("val_after")),
                       str((meta.get("usage") or {}).get("lm_calls", "—")), str(meta.get("seed", "—")),
                       str(info.path))
     console.print(table)
@@ -76,3 +75,7 @@ def show(path: Annotated[Path, typer.Argument(help="An agent JSON file.")]) -> N
         console.print_json(json.dumps(keep, default=str))
     else:
         console.print("no metadata file (an agent written by another tool)", highlight=False)
+
+
+def _score(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"

@@ -52,9 +52,10 @@ def evaluate(
     from rich.table import Table
 
     table = Table(title=f"{scenario} · {model}")
-    for column in ("method", "fold", "metric", "mean", "instances", "failed", "LM calls", "HELM run"):
+    for column in ("method", "fold", "metric", "mean", "instances", "failed", "LM calls", "retries", "HELM run"):
         table.add_column(column)
     for r in records:
         table.add_row(r["method"], "—" if r["fold"] is None else str(r["fold"]), r["main_metric"], f"{r['mean']:.3f}",
-                      str(r["count"]), str(r.get("failed_requests", 0)), str(r.get("lm_calls", 0)), r["run_dir"])
+                      str(r["count"]), str(r.get("failed_requests", 0)), str(r.get("lm_calls", 0)),
+                      str(r.get("retries", 0)), r["run_dir"])
     console.print(table)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import sys
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -60,17 +61,46 @@ app.add_typer(scenarios_cmd.app, name="scenarios")
 app.add_typer(agents_cmd.app, name="agents")
 
 
+PROG = "helm-optimizer"
+# File-system errors nobody turned into a HelmOptimizerError still get a one-line message and exit 2.
+_ENV_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR,
+                         errno.EISDIR, errno.ENAMETOOLONG})
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    from helm_optimizer.cli._common import err_console
+
+    line = " ".join(message.split())  # one line, whatever the message held
+    err_console.print(f"error: {line}", highlight=False, markup=False, soft_wrap=True)
+    sys.exit(code)
+
+
+def _usage_message(exc: Exception) -> str:
+    """Click/typer usage errors as one line with the next step (click prints usage plus several lines)."""
+    from helm_optimizer.registry import did_you_mean
+
+    message = " ".join(str(exc.format_message() if hasattr(exc, "format_message") else exc).split())
+    if not message.endswith((".", "?", "!")):
+        message += "."
+    ctx = getattr(exc, "ctx", None)
+    command_path = getattr(ctx, "command_path", None) or PROG
+    if message.startswith("No such command") and ctx is not None:
+        name = message.split("'")[1] if message.count("'") >= 2 else ""
+        known = list(ctx.command.list_commands(ctx)) if hasattr(ctx.command, "list_commands") else []
+        hint = did_you_mean(name, known) if name and "Did you mean" not in message else ""
+        listed = f" Commands: {', '.join(known)}." if known else ""
+        return f"{message}{hint}{listed} Run '{command_path} --help'."
+    return f"{message} Run '{command_path} --help' for the options."
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: one-line errors with exit code 2 for bad input; 130 on Ctrl-C."""
+    """Entry point: one-line errors with exit code 2 for bad input (3 over budget); 130 on Ctrl-C."""
     from helm_optimizer.errors import HelmOptimizerError
 
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, standalone_mode=False, prog_name=PROG)
     except HelmOptimizerError as exc:
-        from helm_optimizer.cli._common import err_console
-
-        err_console.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
+        _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
         from helm_optimizer.cli._common import err_console
 
@@ -81,16 +111,38 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except typer.Abort:
         sys.exit(130)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
+    except typer.TyperException as exc:  # usage errors (typer vendors click's exceptions)
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            _print_help(exc)
+        code = getattr(exc, "exit_code", 2)
+        _fail(_usage_message(exc), code if isinstance(code, int) and code else 2)
+    except OSError as exc:
+        if exc.errno not in _ENV_ERRNOS:
+            raise
+        from helm_optimizer._io import os_error
 
-        if isinstance(exc, click.exceptions.NoArgsIsHelpError):
-            # typer has already printed the help text
-            sys.exit(0)
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code if exc.exit_code else 2)
+        _fail(str(os_error(exc.filename or "a file", exc)), 2)
+    except Exception as exc:
+        if _is_validation_error(exc):
+            first = exc.errors()[0]  # type: ignore[attr-defined]
+            where = ".".join(str(p) for p in first.get("loc", ())) or "value"
+            _fail(f"Invalid {where}: {str(first.get('msg', '')).removeprefix('Value error, ')}.", 2)
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):  # a plain click exception
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                _print_help(exc)
+            _fail(_usage_message(exc), exc.exit_code or 2)
         raise
+
+
+def _print_help(exc: Exception) -> NoReturn:
+    """A command run without arguments: its help (click leaves printing it to the caller), exit 0."""
+    ctx = getattr(exc, "ctx", None)
+    typer.echo(ctx.get_help() if ctx is not None else exc.format_message())  # type: ignore[attr-defined]
+    sys.exit(0)
+
+
+def _is_validation_error(exc: BaseException) -> bool:
+    return type(exc).__name__ == "ValidationError" and type(exc).__module__.startswith("pydantic")
 
 
 if __name__ == "__main__":

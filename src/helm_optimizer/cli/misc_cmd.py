@@ -38,7 +38,7 @@ def register(
         raise ConfigError(f"No agents under {agents_dir}; run `helm-optimizer optimize` first.")
     out = DeploymentSet()
     out.tokenizer_configs.extend(core_set().tokenizer_configs)
-    names = []
+    names: list[str] = []
     for entry in models.values():
         base = baseline_deployment(entry["lm"])
         agents = agent_deployments(entry["lm"], entry["methods"], agents_dir=str(agents_dir.resolve()))

@@ -21,7 +21,8 @@ def optimize(
     model: Annotated[str, typer.Option("--model", help="Model, e.g. openai/gpt-4o or local/smollm2.")],
     optimizer: Annotated[str, typer.Option("--optimizer", help="DSPy optimizer name (see `helm-optimizer list "
                                            "optimizers`).")] = "MIPROv2",
-    api_base: Annotated[str | None, typer.Option("--api-base", "--api_base", help="OpenAI-compatible endpoint.")] = None,
+    api_base: Annotated[str | None, typer.Option("--api-base", "--api_base",
+                                                 help="OpenAI-compatible endpoint.")] = None,
     api_key: Annotated[str | None, typer.Option("--api-key", "--api_key", help="API key (kept in memory only; "
                                                 "prefer --api-key-env).")] = None,
     api_key_env: Annotated[str | None, typer.Option("--api-key-env", help="Environment variable holding the API "
@@ -92,7 +93,8 @@ def optimize(
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))
-        raise ConfigError(f"Invalid option {where}: {first.get('msg')}.") from None
+        message = str(first.get("msg", "")).removeprefix("Value error, ")
+        raise ConfigError(f"Invalid option {where}: {message}.") from None
 
     from helm_optimizer.cli.progress import LiveProgress
     from helm_optimizer.optimize import optimize as run_optimize
@@ -102,13 +104,18 @@ def optimize(
     from rich.table import Table
 
     table = Table(title=f"{result.scenario} · {result.model} · {result.optimizer}")
-    for column in ("agent", "status", "val before", "val after", "LM calls", "parse failures", "wall s"):
+    for column in ("agent", "status", "val before", "val after", "LM calls", "retries", "parse failures",
+                   "failed calls", "wall s"):
         table.add_column(column)
     for agent in result.agents:
-        fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
-        table.add_row(str(agent.path), agent.status, fmt(agent.val_before), fmt(agent.val_after),
-                      str(agent.usage.get("lm_calls", 0)), str(agent.usage.get("parse_failures", 0)),
+        table.add_row(str(agent.path), agent.status, _score(agent.val_before), _score(agent.val_after),
+                      str(agent.usage.get("lm_calls", 0)), str(agent.usage.get("retries", 0)),
+                      str(agent.usage.get("parse_failures", 0)), str(agent.usage.get("failed_calls", 0)),
                       f"{agent.wall_time_s:.1f}")
     console.print(table)
     for note in result.notes:
         console.print(f"note: {note}", highlight=False)
+
+
+def _score(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"

@@ -26,8 +26,11 @@ def sweep(
     output_dir: Annotated[Path | None, typer.Option("--output-dir", help="Override output_dir.")] = None,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True)] = 0,
 ) -> None:
+    from helm_optimizer.errors import ConfigError
     from helm_optimizer.sweep.config import load_sweep_config, validate_sweep
 
+    if executor not in ("local", "ray"):
+        raise ConfigError(f"Unknown executor '{executor}'; use local or ray.")
     config = load_sweep_config(config_path)
     if output_dir is not None:
         config = config.model_copy(update={"output_dir": output_dir})
@@ -41,7 +44,9 @@ def sweep(
     with SweepProgress(labels) as progress:
         result = run_sweep(config, executor=executor, address=address, num_workers=workers, progress=progress)
     calls = sum(int(c.get("lm_calls") or 0) for c in result.cells.values())
-    console.print(f"{len(result.cells)} cells, {calls} LM calls, {len(result.failed)} failed.", highlight=False)
+    retries = sum(int(c.get("retries") or 0) for c in result.cells.values())
+    console.print(f"{len(result.cells)} cells, {calls} LM calls, {retries} retried attempts, "
+                  f"{len(result.failed)} failed.", highlight=False)
     if result.summarize_path:
         console.print(f"HELM leaderboard data: {result.summarize_path} "
                       f"(view: helm-server --output-path {config.output_dir / 'helm' / 'benchmark_output'} "
@@ -53,7 +58,13 @@ def sweep(
     if result.failed:
         from helm_optimizer.errors import HelmOptimizerError
 
-        raise HelmOptimizerError(f"{len(result.failed)} cell(s) failed: {', '.join(result.failed)}; see {log_path}.")
+        first = result.failed[0]
+        cause = str(result.cells.get(first, {}).get("error") or "see the log").rstrip(".")
+        where = f"; see {log_path}" if log_path else ""
+        raise HelmOptimizerError(
+            f"{len(result.failed)} of {len(result.cells)} cells failed, first {first}: {cause}{where}. "
+            "Fix that and run the same command again; finished cells are kept."
+        )
 
 
 def validate(

@@ -138,8 +138,15 @@ class HelmTask:
 
             from helm_optimizer.plugin.runner import quiet_stdout
 
-            base = Path(tempfile.gettempdir()) / "helm-optimizer-prod-env"
-            base.mkdir(parents=True, exist_ok=True)
+            # One per user: another user's directory in a shared /tmp would not be writable.
+            user = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+            base = Path(tempfile.gettempdir()) / f"helm-optimizer-prod-env-{user}"
+            try:
+                base.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                from helm_optimizer._io import os_error
+
+                raise os_error(base, exc) from exc
             with quiet_stdout():
                 service = ServerService(base_path=str(base), root_mode=True,
                                         cache_backend_config=BlackHoleCacheBackendConfig())

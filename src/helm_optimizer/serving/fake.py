@@ -19,7 +19,11 @@ HTTP 429, HTTP 500 or a hang (``failure_kinds``), but never more than ``max_fail
 times for the same request body, so a client that retries always gets through and a faulty run
 ends with the same answers as a clean one. ``latency`` adds a fixed delay to every answer.
 ``garbage_rate`` answers that share of structured (DSPy) prompts with text in no DSPy format, the
-same prompts every time, to exercise parse-failure handling.
+same prompts every time, to exercise parse-failure handling. ``bad_output_rate`` answers that
+share of prompts (any prompt, the same ones every time) with one of ``bad_output_kinds``: an empty
+answer, an overlong one (``finish_reason: length``), garbage text, a well-formed answer whose other
+fields (reasoning) carry a lone UTF-16 surrogate (valid JSON, not encodable as UTF-8; a plain
+prompt gets it in the answer) or bytes that are not UTF-8 at all (an undecodable body).
 
 Counters (``stats()`` or ``GET /stats``) report requests, completions and injected faults.
 """
@@ -40,7 +44,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["FakeOpenAIServer", "FakeServerConfig", "main"]
+__all__ = ["BAD_OUTPUT_KINDS", "FakeOpenAIServer", "FakeServerConfig", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +69,24 @@ class FakeServerConfig:
     max_failures_per_request: int = 2
     hang_seconds: float = 2.0
     garbage_rate: float = 0.0
+    bad_output_rate: float = 0.0
+    bad_output_kinds: tuple[str, ...] = ("empty", "overlong", "garbage", "surrogate", "invalid_utf8")
+    overlong_chars: int = 50_000
     model: str = "fake-model"
+
+    def __post_init__(self) -> None:
+        unknown = set(self.bad_output_kinds) - set(BAD_OUTPUT_KINDS)
+        if unknown:
+            raise ValueError(f"unknown bad_output_kinds {sorted(unknown)}; use {', '.join(BAD_OUTPUT_KINDS)}")
+        unknown = set(self.failure_kinds) - {"429", "500", "timeout"}
+        if unknown:
+            raise ValueError(f"unknown failure_kinds {sorted(unknown)}; use 429, 500, timeout")
+
+
+BAD_OUTPUT_KINDS = ("empty", "overlong", "garbage", "surrogate", "invalid_utf8")
+# Placeholder swapped for raw non-UTF-8 bytes after JSON encoding (the body is then not UTF-8).
+_INVALID_UTF8_TOKEN = "@@HOPT-INVALID-UTF8@@"
+_SURROGATE = "\ud83d"  # half of a UTF-16 pair: JSON can carry it, UTF-8 cannot encode it
 
 
 def _unit(*parts: object) -> float:
@@ -140,6 +161,31 @@ class _Brain:
             self.counters["injected_failures"] += 1
             return kind
 
+    def bad_output_for(self, text: str) -> str | None:
+        """The kind of bad output this prompt always gets, or None (a hash of the prompt decides)."""
+        cfg = self.config
+        if cfg.bad_output_rate <= 0 or not cfg.bad_output_kinds:
+            return None
+        if _unit(cfg.seed, "bad-output", text) >= cfg.bad_output_rate:
+            return None
+        kinds = cfg.bad_output_kinds
+        kind = kinds[int(_unit(cfg.seed, "bad-kind", text) * len(kinds)) % len(kinds)]
+        self.count(f"bad_output_{kind}")
+        self.count("bad_outputs")
+        return kind
+
+    def bad_text(self, kind: str, text: str) -> str:
+        if kind == "empty":
+            return ""
+        if kind == "overlong":
+            unit = f"{self.answer_for(text, with_demos=False)} and so on "
+            return (unit * (self.config.overlong_chars // len(unit) + 1))[: self.config.overlong_chars]
+        if kind == "garbage":
+            return "\u00af\\_(\u30c4)_/\u00af lorem ipsum \x00\x07 }{ [[ ## ]]"
+        if kind == "surrogate":
+            return f"The answer is {_SURROGATE}"
+        return f"The answer is {_INVALID_UTF8_TOKEN}"
+
     # -- answering -------------------------------------------------------------------------
     def _anchor(self, text: str) -> str | None:
         """The answer-key question asked last in ``text`` (earlier ones are few-shot examples)."""
@@ -195,7 +241,8 @@ class _Brain:
             return f"Read the input carefully and answer precisely. Variant {h}."
         return f"{name.replace('_', ' ').capitalize()} {h}."
 
-    def completion_text(self, body: Mapping[str, Any]) -> str:
+    def completion_text(self, body: Mapping[str, Any], *, taint: str = "") -> str:
+        """The answer to a chat request; ``taint`` is appended to every non-answer text field."""
         messages = body.get("messages") or []
         system = "\n".join(_content_text(m.get("content")) for m in messages if m.get("role") == "system")
         users = [_content_text(m.get("content")) for m in messages if m.get("role") == "user"]
@@ -216,6 +263,8 @@ class _Brain:
                 values[name] = self.answer_for(last_user, with_demos=with_demos)
             else:
                 values[name] = self._filler(name, annotation, last_user)
+                if taint and isinstance(values[name], str):
+                    values[name] += taint
         wants_json = bool(body.get("response_format")) or "JSON object" in system
         if wants_json:
             return json.dumps(values)
@@ -249,7 +298,8 @@ def _make_handler(brain: _Brain, stop_event: threading.Event) -> type[BaseHTTPRe
             logger.debug("fake server: " + format, *args)
 
         def _send(self, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> None:
-            data = json.dumps(payload).encode("utf-8")
+            data = json.dumps(payload).encode("utf-8")  # ensure_ascii: lone surrogates travel as escapes
+            data = data.replace(_INVALID_UTF8_TOKEN.encode("ascii"), b"\xff\xfe\xc3\x28")
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
@@ -304,18 +354,28 @@ def _make_handler(brain: _Brain, stop_event: threading.Event) -> type[BaseHTTPRe
                 stop_event.wait(brain.config.latency)
             chat = "chat" in path
             if chat:
-                prompt = "\n".join(_content_text(m.get("content")) for m in body.get("messages") or [])
-                text = brain.completion_text(body)
+                messages = body.get("messages") or []
+                prompt = "\n".join(_content_text(m.get("content")) for m in messages)
+                users = [_content_text(m.get("content")) for m in messages if m.get("role") == "user"]
+                bad = brain.bad_output_for(users[-1] if users else prompt)
+                if bad == "surrogate":  # a well-formed answer whose other fields carry the surrogate
+                    text = brain.completion_text(body, taint=f" {_SURROGATE}")
+                else:
+                    text = brain.bad_text(bad, prompt) if bad else brain.completion_text(body)
+            else:
+                prompt = str(body.get("prompt") or "")
+                bad = brain.bad_output_for(prompt)
+                text = brain.bad_text(bad, prompt) if bad else brain.answer_for(prompt, with_demos=False)
+            finish = "length" if bad == "overlong" else "stop"
+            if chat:
                 choice: dict[str, Any] = {
                     "index": 0,
-                    "finish_reason": "stop",
+                    "finish_reason": finish,
                     "message": {"role": "assistant", "content": text},
                     "logprobs": None,
                 }
             else:
-                prompt = str(body.get("prompt") or "")
-                text = brain.answer_for(prompt, with_demos=False)
-                choice = {"index": 0, "finish_reason": "stop", "text": text, "logprobs": None}
+                choice = {"index": 0, "finish_reason": finish, "text": text, "logprobs": None}
             brain.count("completions")
             created = 1_700_000_000
             self._send(200, {
@@ -328,6 +388,17 @@ def _make_handler(brain: _Brain, stop_event: threading.Event) -> type[BaseHTTPRe
             })
 
     return Handler
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # a client that went away (timed out, killed): nothing to report
+        super().handle_error(request, client_address)
 
 
 class FakeOpenAIServer:
@@ -345,8 +416,7 @@ class FakeOpenAIServer:
         self.config = cfg
         self._brain = _Brain(cfg)
         self._stop = threading.Event()
-        self._httpd = ThreadingHTTPServer((host, port), _make_handler(self._brain, self._stop))
-        self._httpd.daemon_threads = True
+        self._httpd = _QuietServer((host, port), _make_handler(self._brain, self._stop))
         self._thread: threading.Thread | None = None
 
     @property
@@ -413,6 +483,12 @@ def main(argv: list[str] | None = None, *, ready: Callable[[FakeOpenAIServer], N
     parser.add_argument("--accuracy", type=float, default=1.0)
     parser.add_argument("--demo-accuracy", type=float, default=None)
     parser.add_argument("--failure-rate", type=float, default=0.0)
+    parser.add_argument("--failure-kinds", default="429,500,timeout", help="comma-separated: 429, 500, timeout")
+    parser.add_argument("--max-failures-per-request", type=int, default=2)
+    parser.add_argument("--hang-seconds", type=float, default=2.0)
+    parser.add_argument("--garbage-rate", type=float, default=0.0)
+    parser.add_argument("--bad-output-rate", type=float, default=0.0)
+    parser.add_argument("--bad-output-kinds", default=",".join(BAD_OUTPUT_KINDS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--answers", help="JSON file mapping question text to gold answer")
     parser.add_argument("--port-file", help="write the chosen port to this file once listening")
@@ -421,10 +497,15 @@ def main(argv: list[str] | None = None, *, ready: Callable[[FakeOpenAIServer], N
     if args.answers:
         with open(args.answers, encoding="utf-8") as handle:
             answers = json.load(handle)
-    server = FakeOpenAIServer(FakeServerConfig(answers=answers, accuracy=args.accuracy,
-                                               demo_accuracy=args.demo_accuracy, latency=args.latency,
-                                               failure_rate=args.failure_rate, seed=args.seed),
-                              port=args.port)
+    def kinds(raw: str) -> tuple[str, ...]:
+        return tuple(k.strip() for k in raw.split(",") if k.strip())
+
+    server = FakeOpenAIServer(FakeServerConfig(
+        answers=answers, accuracy=args.accuracy, demo_accuracy=args.demo_accuracy, latency=args.latency,
+        failure_rate=args.failure_rate, failure_kinds=kinds(args.failure_kinds),
+        max_failures_per_request=args.max_failures_per_request, hang_seconds=args.hang_seconds,
+        garbage_rate=args.garbage_rate, bad_output_rate=args.bad_output_rate,
+        bad_output_kinds=kinds(args.bad_output_kinds), seed=args.seed), port=args.port)
     server.start()
     if args.port_file:
         from pathlib import Path

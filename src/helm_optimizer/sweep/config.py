@@ -137,7 +137,7 @@ def _line_of(path: Path, loc: tuple[Any, ...]) -> int | None:
             node: Any = yaml.compose(text)
         except yaml.YAMLError:
             return None
-        line = None
+        line: int | None = None
         for key in loc:
             if node is None:
                 break
@@ -166,9 +166,19 @@ def _line_of(path: Path, loc: tuple[Any, ...]) -> int | None:
 def load_sweep_config(path: Path) -> SweepConfig:
     """Parse and validate a sweep file; every error names the file and line."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"Sweep config {path} is a directory; give the .yaml or .toml file inside it.")
     if not path.is_file():
         raise ConfigError(f"Sweep config {path} does not exist; write one (see docs/sweep.md) or fix the path.")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"Sweep config {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8.") from None
+    except OSError as exc:
+        raise ConfigError(f"Cannot read sweep config {path}: {exc.strerror or exc}; fix its permissions.") from None
+    if not text.strip():
+        raise ConfigError(f"Sweep config {path} is empty; it needs scenarios, optimizers and models "
+                          "(see docs/sweep.md).")
     try:
         if path.suffix.lower() == ".toml":
             import tomllib
@@ -185,14 +195,17 @@ def load_sweep_config(path: Path) -> SweepConfig:
     except Exception as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{where}: not valid {path.suffix[1:].upper()}: "
-                          f"{str(exc).splitlines()[0]}") from None
+        problem = getattr(exc, "problem", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"{path}{where}: not valid {path.suffix[1:].upper()}: {problem}; fix the syntax "
+                          "there.") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the file must hold a mapping of settings (scenarios, optimizers, models, ...).")
     try:
         config = SweepConfig.model_validate(raw)
     except ValidationError as exc:
-        error = exc.errors()[0]
+        errors = exc.errors()
+        # A misspelt key is reported both as unknown and as a missing required key: name the typo.
+        error = next((e for e in errors if e.get("type") == "extra_forbidden"), errors[0])
         loc = tuple(error.get("loc", ()))
         if loc and loc[-1] in ("str", "function-after[_check(), ModelSpec]"):
             loc = loc[:-1]
@@ -200,11 +213,16 @@ def load_sweep_config(path: Path) -> SweepConfig:
         where = f"{path}:{line}" if line else str(path)
         key = ".".join(str(p) for p in loc) or "(top level)"
         if error.get("type") == "extra_forbidden":
-            known = ", ".join(sorted(_known_keys(loc)))
-            raise ConfigError(f"{where}: unknown key '{loc[-1]}' at {key}; known keys here: {known}.") from None
+            from helm_optimizer.registry import did_you_mean
+
+            known_keys = sorted(_known_keys(loc))
+            hint = did_you_mean(str(loc[-1]), known_keys)
+            raise ConfigError(f"{where}: unknown key '{loc[-1]}' at {key}.{hint} Known keys here: "
+                              f"{', '.join(known_keys)}.") from None
         if error.get("type") == "missing":
             raise ConfigError(f"{where}: missing required key '{key}'; add it (see docs/sweep.md).") from None
-        raise ConfigError(f"{where}: {key}: {error.get('msg')}.") from None
+        message = str(error.get("msg", "")).removeprefix("Value error, ")
+        raise ConfigError(f"{where}: {key}: {message}.") from None
     return config.resolve_paths(path.parent)
 
 
@@ -232,7 +250,7 @@ def validate_sweep(config: SweepConfig, *, source: Path | None = None) -> list[s
     from helm_optimizer.scenarios.custom import CUSTOM_SCENARIOS
 
     where = f"{source}: " if source else ""
-    notes = []
+    notes: list[str] = []
     for name in config.optimizers:
         try:
             OPTIMIZERS.get(name)
@@ -244,8 +262,8 @@ def validate_sweep(config: SweepConfig, *, source: Path | None = None) -> list[s
     for opt_name in config.optimizer_options:
         if opt_name not in config.optimizers:
             raise ConfigError(f"{where}optimizer_options: '{opt_name}' is not in optimizers.")
-        cls = OPTIMIZERS.get(opt_name)
-        cls(config.optimizer_options[opt_name])  # type: ignore[call-arg]  (rejects unknown options)
+        cls: Any = OPTIMIZERS.get(opt_name)
+        cls(config.optimizer_options[opt_name])  # rejects unknown options
     for spec in config.models:
         for lm in (spec.lm(), spec.prompt_model):
             if lm is None:
@@ -262,8 +280,11 @@ def validate_sweep(config: SweepConfig, *, source: Path | None = None) -> list[s
         prepare_helm(plugins=tuple(config.plugins))
     except Exception as exc:
         raise ConfigError(f"{where}plugins: {exc}") from None
-    for spec in config.scenarios:
-        name, _ = parse_run_entry(spec.entry)
+    for scenario in config.scenarios:
+        try:
+            name, _ = parse_run_entry(scenario.entry)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}scenarios: {exc}") from None
         if name in CUSTOM_SCENARIOS:
             raise ConfigError(
                 f"{where}scenarios: '{name}' is a custom (load_data) scenario; sweeps evaluate in HELM, so give a "

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from helm_optimizer._io import directory_lock, write_json_atomic
+from helm_optimizer._io import directory_lock, remove_stale_temporaries, write_json_atomic
 from helm_optimizer.errors import HelmOptimizerError
 from helm_optimizer.sweep.config import SweepConfig, validate_sweep
 
@@ -93,7 +93,9 @@ def run_cell(config: SweepConfig, cell: Cell, progress: Progress | None = None) 
         result = optimize(_optimize_config(config, cell), plugins=tuple(config.plugins), progress=emit,
                           eval_limit=config.eval_limit)
         statuses = {a.status for a in result.agents}
+        written = [a for a in result.agents if a.status == "written"]
         return {"status": "skipped" if statuses == {"up to date"} else "done", "lm_calls": result.lm_calls,
+                "retries": sum(int(a.usage.get("retries") or 0) for a in written),
                 "agents": [str(a.path) for a in result.agents], "wall_time_s": time.perf_counter() - started}
     from helm_optimizer.evaluate import EvaluationRequest, evaluate_methods
 
@@ -114,8 +116,10 @@ def run_cell(config: SweepConfig, cell: Cell, progress: Progress | None = None) 
         emit(event)
 
     records = evaluate_methods(request, progress=track)
-    calls = sum(int(r.get("lm_calls") or 0) for r in records) if len(skipped) < len(records) else 0
-    return {"status": "skipped" if len(skipped) == len(records) else "done", "lm_calls": calls,
+    fresh = len(skipped) < len(records)
+    calls = sum(int(r.get("lm_calls") or 0) for r in records) if fresh else 0
+    retries = sum(int(r.get("retries") or 0) for r in records) if fresh else 0
+    return {"status": "skipped" if len(skipped) == len(records) else "done", "lm_calls": calls, "retries": retries,
             "records": len(records), "wall_time_s": time.perf_counter() - started}
 
 
@@ -130,8 +134,11 @@ class _LocalExecutor:
         for cell in cells:
             label = cell.label(config)
             on_start({"cell": label})
+            def progress(event: dict[str, Any], label: str = label) -> None:
+                on_start({"cell": label, **event})
+
             try:
-                summary = run_cell(config, cell, progress=lambda e, label=label: on_start({"cell": label, **e}))
+                summary = run_cell(config, cell, progress=progress)
             except HelmOptimizerError as exc:
                 on_done({"cell": label, "status": "failed", "error": str(exc)})
                 continue
@@ -168,7 +175,8 @@ class _RayExecutor:
             for ref in done:
                 label = pending.pop(ref)
                 try:
-                    on_done({"cell": label, **ray.get(ref)})
+                    summary: dict[str, Any] = ray.get(ref)
+                    on_done({"cell": label, **summary})
                 except Exception as exc:  # a failed Ray task
                     cause = getattr(exc, "cause", exc)
                     on_done({"cell": label, "status": "failed", "error": f"{type(cause).__name__}: {cause}"})
@@ -182,6 +190,9 @@ def run_sweep(config: SweepConfig, *, executor: str = "local", address: str | No
     output_dir = config.output_dir
     result = SweepResult(output_dir=output_dir)
     with directory_lock(output_dir, what="sweep"):
+        stale = remove_stale_temporaries(output_dir)
+        if stale:
+            logger.info("Removed %d temporary file(s) left by an interrupted run in %s", stale, output_dir)
         write_json_atomic(output_dir / "sweep.json", config.model_dump(mode="json"))
         if executor == "local":
             runner: Any = _LocalExecutor()
@@ -211,7 +222,8 @@ def run_sweep(config: SweepConfig, *, executor: str = "local", address: str | No
         from helm_optimizer.sweep.summarize import helm_summarize, write_deployments
 
         write_deployments(config)
-        has_records = any((output_dir / "evaluations").rglob("*.json")) if (output_dir / "evaluations").is_dir() else False
+        evaluations = output_dir / "evaluations"
+        has_records = evaluations.is_dir() and any(evaluations.rglob("*.json"))
         if config.summarize and has_records:
             emit({"running": {"cell": "helm-summarize", "stage": "summarizing"}})
             result.summarize_path = helm_summarize(config)
