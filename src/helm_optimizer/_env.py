@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["prepare_nltk", "prepare_offline_environment", "route_dspy_logging"]
+__all__ = ["child_environment", "prepare_nltk", "prepare_offline_environment", "route_dspy_logging"]
 
 _DEFAULTS = {
     # litellm fetches a price list from the internet at import time unless told otherwise.
@@ -71,3 +71,26 @@ def route_dspy_logging() -> None:
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
     logger.propagate = True
+
+
+def child_environment() -> dict[str, str]:
+    """Environment for a HELM subprocess (``helm-summarize``): offline defaults, and our punkt_tab stub
+    on ``NLTK_DATA`` only when NLTK's real data is not installed anywhere it looks.
+    """
+    env = dict(os.environ)
+    for key, value in _DEFAULTS.items():
+        env.setdefault(key, value)
+    stub = str(Path(__file__).resolve().parent / "data" / "nltk")
+    try:
+        import nltk
+
+        found = nltk.data.find("tokenizers/punkt_tab/english/")
+        if stub not in str(found):
+            return env  # real data present: leave NLTK's search path alone
+    except (ImportError, LookupError):
+        pass
+    paths = [p for p in env.get("NLTK_DATA", "").split(os.pathsep) if p]
+    if stub not in paths:
+        paths.append(stub)
+    env["NLTK_DATA"] = os.pathsep.join(paths)
+    return env

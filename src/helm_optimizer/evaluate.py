@@ -27,7 +27,7 @@ from typing import Any
 
 from helm_optimizer._io import check_writable, fingerprint, read_json, write_json_atomic
 from helm_optimizer.config import LMConfig
-from helm_optimizer.errors import ConfigError, HelmOptimizerError, UnknownNameError
+from helm_optimizer.errors import ConfigError, HelmOptimizerError, HelmRunError, UnknownNameError
 from helm_optimizer.naming import (
     METHOD_BASELINE,
     METHOD_ZS_COT,
@@ -155,47 +155,17 @@ def count_retries() -> Iterator[_RetryCounter]:
                 log.setLevel(level)
 
 
-def _register_current(deployments: Any) -> None:
-    """Register ``deployments`` with HELM, replacing same-named ones registered earlier with other settings.
-
-    ``plugin.deployments.register`` keeps the first deployment registered under a name in this
-    process, so a second evaluation in the same process (another sweep, another api_base or
-    agents directory, a reused Ray worker) would silently call the first one's endpoint and
-    evaluate the first one's agents.
-    """
-    import cattrs
-    from helm.benchmark.model_deployment_registry import (
-        ModelDeployment,
-        ModelDeploymentNotFoundError,
-        get_model_deployment,
-        register_model_deployment,
-    )
-
-    from helm_optimizer.plugin.deployments import register
-
-    register(deployments)
-    for raw in deployments.model_deployments:
-        wanted = cattrs.structure(raw, ModelDeployment)
-        try:
-            current = get_model_deployment(wanted.name)
-        except ModelDeploymentNotFoundError:
-            current = None
-        if current != wanted:
-            logger.debug("Re-registering HELM deployment %s with this run's settings", wanted.name)
-            register_model_deployment(wanted)
-
-
 def _baseline_deployment(req: EvaluationRequest) -> str:
     from helm.benchmark.model_deployment_registry import ModelDeploymentNotFoundError, get_model_deployment
 
-    from helm_optimizer.plugin.deployments import baseline_deployment
+    from helm_optimizer.plugin.deployments import baseline_deployment, register
 
     if req.helm_deployment:
         name = req.helm_deployment
     else:
         name = req.lm.model
         if req.lm.api_base:
-            _register_current(baseline_deployment(req.lm.public_dict()))
+            register(baseline_deployment(req.lm.public_dict()))
     try:
         get_model_deployment(name)
     except ModelDeploymentNotFoundError:
@@ -236,27 +206,29 @@ def _run_name(name: str, args: dict[str, str], deployment: str, req: EvaluationR
     return (name + ":" + ",".join(parts)).replace("/", "_")
 
 
-def _scenario_state_counts(run_dir: Path) -> dict[str, int]:
+def _scenario_state_counts(run_dir: Path) -> dict[str, Any]:
     try:
         state = read_json(run_dir / "scenario_state.json")
     except (OSError, ValueError):
         return {}
     total = failed = cached = 0
+    first_error = None
     for rs in state.get("request_states", []):
         total += 1
         result = rs.get("result") or {}
         if not result.get("success", True):
             failed += 1
+            first_error = first_error or str(result.get("error") or "")[:300]
         if result.get("cached"):
             cached += 1
-    return {"requests": total, "failed_requests": failed, "cached_requests": cached}
+    return {"requests": total, "failed_requests": failed, "cached_requests": cached, "first_error": first_error}
 
 
 def evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, Any]], None] | None = None,
                      force: bool = False) -> list[dict[str, Any]]:
     """Run every method of ``req`` in HELM (skipping runs whose record is current); return the records."""
     from helm_optimizer.plugin.agent_client import EVALUATION_USAGE
-    from helm_optimizer.plugin.deployments import agent_deployments
+    from helm_optimizer.plugin.deployments import agent_deployments, register
     from helm_optimizer.plugin.loading import prepare_helm
     from helm_optimizer.plugin.run_specs import evaluation_run_spec
     from helm_optimizer.plugin.runner import run_benchmark
@@ -282,7 +254,7 @@ def evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, An
         if method == METHOD_BASELINE:
             deployment, folds = _baseline_deployment(req), [None]
         else:
-            _register_current(agent_deployments(lm_public, [method], agents_dir=str(req.agents_dir.resolve())))
+            register(agent_deployments(lm_public, [method], agents_dir=str(req.agents_dir.resolve())))
             deployment = deployment_name(req.lm.model, method)
             optimized = method not in (METHOD_ZS_PREDICT, METHOD_ZS_COT)
             n_folds = _num_folds_of(req.agents_dir, task.key, req.lm.model, method) if optimized else 1
@@ -332,6 +304,11 @@ def evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, An
                 )
             after = EVALUATION_USAGE.get(f"{req.lm.model}:{method}", {})
             counts = _scenario_state_counts(run.path)
+            if counts.get("requests") and counts.get("failed_requests") == counts["requests"]:
+                raise HelmRunError(
+                    f"Every request of HELM run {run_name} failed (first error: {counts.get('first_error')}); "
+                    f"no record written. Check the model's endpoint and key, then re-run; see {run.path}."
+                )
             usage = _usage(method, before, after, counts, run)
             record = {
                 "scenario": task.key, "run_entry": req.scenario, "model": req.lm.model, "method": method,

@@ -165,6 +165,7 @@ class UsageMeter:
         self.cost_known = True
         self.retries = 0  # attempts that failed transiently (429, 5xx, timeout) and were retried
         self.failed_calls = 0  # calls that still failed after every retry
+        self.last_error: str | None = None
         self.exceeded: str | None = None
         self._prices: dict[str, _Prices] = {}
 
@@ -198,9 +199,12 @@ class UsageMeter:
         with self._lock:
             self.retries += 1
 
-    def add_failure(self) -> None:
+    def add_failure(self, exc: BaseException | None = None) -> None:
         with self._lock:
             self.failed_calls += 1
+            if exc is not None:
+                text = str(exc).strip().splitlines()
+                self.last_error = f"{type(exc).__name__}: {text[0][:300] if text else ''}"
 
     def get_total_tokens(self) -> dict[str, dict[str, Any]]:
         return {"all": {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}}
@@ -300,7 +304,7 @@ def _tracked_lm_class() -> type[dspy.LM]:
                 except Exception as exc:
                     if attempt >= self.max_retries or not _is_retryable(exc):
                         if self.meter is not None:
-                            self.meter.add_failure()
+                            self.meter.add_failure(exc)
                         raise
                     delay = _retry_delay(exc, attempt)
                     _note_retry(self, exc, attempt, delay)
@@ -318,7 +322,7 @@ def _tracked_lm_class() -> type[dspy.LM]:
                 except Exception as exc:
                     if attempt >= self.max_retries or not _is_retryable(exc):
                         if self.meter is not None:
-                            self.meter.add_failure()
+                            self.meter.add_failure(exc)
                         raise
                     delay = _retry_delay(exc, attempt)
                     _note_retry(self, exc, attempt, delay)

@@ -277,6 +277,13 @@ def _optimize_one(config: OptimizeConfig, optimizer: Any, dataset: Any, emit: Pr
         raise
     wall = time.perf_counter() - started
     usage = {**meter.snapshot(), "parse_failures": failures.count}
+    if usage["failed_calls"] and not usage["lm_calls"]:
+        # Every call failed (wrong model name, endpoint refusing, ...): an agent built on nothing but
+        # errors would look like a real result; refuse to write it.
+        raise ModelError(
+            f"Every LM call to {config.lm.model} failed ({usage['failed_calls']} calls; last: {meter.last_error}); "
+            "check the model name (litellm needs a provider prefix such as openai/), --api-base and the key."
+        )
     if dataset.val and failures.count and val_after == 0 and val_before == 0 and usage["lm_calls"] > 0:
         logger.warning("Validation scored 0 and %d answer(s) failed to parse; the model may not follow the "
                        "output format.", failures.count)

@@ -60,7 +60,7 @@ def test_bad_answers_while_optimizing_are_counted_and_the_agent_is_written(kind:
 @pytest.mark.slow
 def test_bad_answers_while_evaluating_are_counted_and_the_sweep_completes(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    kinds = ("empty", "overlong", "garbage", "surrogate")  # undecodable bytes: see the xfail below
+    kinds = ("empty", "overlong", "garbage", "surrogate", "invalid_utf8")
     with FakeOpenAIServer(accuracy=0.5, seed=1, bad_output_rate=0.5, bad_output_kinds=kinds,
                           overlong_chars=20_000) as server:
         config = write_yaml(tmp_path / "sweep.yaml", tiny_sweep(server.api_base, out, optimizers=["LabeledFewShot"],
@@ -78,11 +78,6 @@ def test_bad_answers_while_evaluating_are_counted_and_the_sweep_completes(tmp_pa
     check_json_complete(out)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "plugin/clients.py: OpenAICompatibleClient lets the UnicodeDecodeError of an undecodable reply escape; "
-    "HELM then retries the request for ~150 s (10+20+40+80 s) and fails the whole run (ExecutorError) instead "
-    "of failing one instance. Fix: catch it (and json.JSONDecodeError) in make_request and return "
-    "RequestResult(success=False, error_flags=ErrorFlags(is_retriable=False, is_fatal=False))."))
 def test_undecodable_reply_fails_one_baseline_request_not_the_run() -> None:
     from helm.common.cache import BlackHoleCacheConfig
     from helm.common.request import Request

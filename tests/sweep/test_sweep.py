@@ -104,7 +104,9 @@ def test_interrupted_sweep_resumes_to_the_same_table(clean_sweep: tuple[Path, in
     assert skipped, "finished cells must be skipped on resume"
     assert _rows(out) == _rows(clean_out)
     spent = sweep_server.stats().get("completions", 0) - before
-    assert spent <= clean_calls  # finished work was not paid for twice
+    # Finished work is not paid for twice; calls in flight at the kill (at most 2 x num_threads: the
+    # optimizer's and the evaluation's pools) may be, and concurrent identical requests vary a little.
+    assert spent <= clean_calls + 2 * 4, (spent, clean_calls)
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from helm_optimizer.errors import ConfigError
 from helm_optimizer.optimizers.base import OptimizeContext, register_optimizer
-from helm_optimizer.optimizers.parallel import ParallelMIPROv2, bootstrap_candidates, run_parallel
+from helm_optimizer.optimizers.parallel import ParallelMIPROv2, WorkPool, candidate_plans, score_candidates
 
 __all__ = [
     "BootstrapFewShotOptimizer",
@@ -102,11 +102,12 @@ class BootstrapFewShotOptimizer(_Base):
 
 @register_optimizer("BootstrapFewShotWithRandomSearch")
 class RandomSearchOptimizer(_Base):
-    """DSPy's random search over bootstrapped demo sets, with the candidates built concurrently.
+    """DSPy's random search over bootstrapped demo sets, with the candidates built and scored concurrently.
 
     Candidates ``-3`` (zero-shot), ``-2`` (labeled only), ``-1`` (unshuffled bootstrap) and
     ``0..N-1`` (bootstrap on the training set shuffled by ``seed + i``) are exactly DSPy's; the best
-    score on the validation set wins, ties going to the earliest candidate, as in DSPy.
+    score on the validation set wins, ties going to the earliest candidate, as in DSPy. Each candidate
+    is scored as soon as its bootstrap ends; at most ``num_threads`` LM calls run at once.
     """
 
     needs_valset = True
@@ -114,28 +115,26 @@ class RandomSearchOptimizer(_Base):
                                   "stop_at_score"})
 
     def compile(self, student: Any, *, trainset: list[Any], valset: list[Any], context: OptimizeContext) -> Any:
-        from dspy.evaluate import Evaluate
-
         num_candidates = int(self.options.get("num_candidate_programs", 16))
-        programs = bootstrap_candidates(
-            student, trainset, context=context, num_candidate_sets=num_candidates + 3,
+        max_errors = self.options.get("max_errors")
+        plans = candidate_plans(
+            student, trainset, metric=context.metric, num_candidate_sets=num_candidates + 3,
+            max_labeled=context.max_labeled_demos, max_bootstrapped=context.max_bootstrapped_demos,
             shuffle_rng=None, seed_offset=context.seed, max_rounds=int(self.options.get("max_rounds", 1)),
-            metric_threshold=self.options.get("metric_threshold"), max_errors=self.options.get("max_errors"),
-            labeled_sample=True,
+            metric_threshold=self.options.get("metric_threshold"), max_errors=max_errors, labeled_sample=True,
         )
-        evaluation_set = valset or trainset
-
-        def evaluate(index: int) -> float:
-            program = programs[index]
-            result = Evaluate(devset=evaluation_set, metric=context.metric, num_threads=context.num_threads,
-                              display_progress=False, display_table=False,
-                              max_errors=self.options.get("max_errors"))(program)
-            context.progress(f"candidate {index + 1}/{len(programs)} scored {float(result.score):.1f}")
-            return float(result.score)
-
-        scores = run_parallel([lambda i=i: evaluate(i) for i in range(len(programs))],
-                              max_workers=context.num_threads)
-        best = max(range(len(scores)), key=lambda i: (scores[i], -i))
+        with WorkPool(context.num_threads) as pool:
+            programs, scores = score_candidates(pool, plans, valset or trainset, context.metric,
+                                                max_errors=max_errors, progress=context.progress)
+        # DSPy keeps the first candidate with the best score, stopping at the first one that
+        # reaches ``stop_at_score`` (candidates after it were scored here but cannot win).
+        stop_at = self.options.get("stop_at_score")
+        best = 0
+        for i, score in enumerate(scores):
+            if score > scores[best]:
+                best = i
+            if stop_at is not None and score >= float(stop_at):
+                break
         logger.info("Random search scores by candidate: %s; best candidate %d", scores, best)
         program = programs[best]
         program.candidate_scores = scores
@@ -184,7 +183,8 @@ class GEPAOptimizer(_Base):
     def compile(self, student: Any, *, trainset: list[Any], valset: list[Any], context: OptimizeContext) -> Any:
         import dspy
 
-        budget = {k: self.options[k] for k in ("max_metric_calls", "max_full_evals") if k in self.options}
+        keys = ("max_metric_calls", "max_full_evals")
+        budget: dict[str, Any] = {k: self.options[k] for k in keys if k in self.options}
         if not budget:
             budget = {"auto": context.auto or "light"}
         rest = {k: v for k, v in self.options.items() if k not in ("max_metric_calls", "max_full_evals")}

@@ -39,14 +39,12 @@ class OpenAICompatibleClient(OpenAIClient):  # type: ignore[misc]
         """
         limit = self.max_completions_per_request
         if limit is None or request.num_completions <= limit:
-            result: RequestResult = super().make_request(request)
-            return result
+            return self._one_request(request)
         parts: list[RequestResult] = []
         for start in range(0, request.num_completions, limit):
             count = min(limit, request.num_completions - start)
             tag = request.random if start == 0 else f"{request.random or ''}#completions-from-{start}"
-            part: RequestResult = super().make_request(dataclasses.replace(request, num_completions=count,
-                                                                           random=tag))
+            part = self._one_request(dataclasses.replace(request, num_completions=count, random=tag))
             if not part.success:
                 return part
             parts.append(part)
@@ -55,6 +53,24 @@ class OpenAICompatibleClient(OpenAIClient):  # type: ignore[misc]
             parts[0], cached=all(p.cached for p in parts), request_time=sum(times) if times else None,
             completions=[c for p in parts for c in p.completions],
         )
+
+
+    def _one_request(self, request: Request) -> RequestResult:
+        """One HELM request; a failure is final for HELM because the OpenAI SDK has already retried it.
+
+        HELM retries a failed result 4 more times with 10-80 s waits unless told otherwise; the SDK
+        behind this client already retried (``max_retries``, honouring ``Retry-After``). A reply
+        that is not valid UTF-8 or JSON is one failed instance, not a failed run.
+        """
+        try:
+            result: RequestResult = super().make_request(request)
+        except (UnicodeDecodeError, ValueError) as exc:
+            return RequestResult(success=False, cached=False, completions=[], embedding=[],
+                                 error=f"Unreadable reply from {self.client.base_url}: {type(exc).__name__}: {exc}",
+                                 error_flags=ErrorFlags(is_retriable=False, is_fatal=False))
+        if not result.success and result.error_flags is None:
+            result = dataclasses.replace(result, error_flags=ErrorFlags(is_retriable=False, is_fatal=False))
+        return result
 
 
 class EmbeddedOpenAIClient(OpenAICompatibleClient):

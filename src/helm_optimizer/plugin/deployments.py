@@ -41,7 +41,7 @@ APPROX_TOKENIZER = "helm-optimizer/approx"
 PROMPT_BUILDER = "helm-optimizer/prompt-builder"
 _TEXT_TAGS = ["TEXT_MODEL_TAG", "LIMITED_FUNCTIONALITY_TEXT_MODEL_TAG", "INSTRUCTION_FOLLOWING_MODEL_TAG"]
 _lock = threading.Lock()
-_registered: set[str] = set()
+_registered: dict[str, str] = {}  # kind:name -> fingerprint of what HELM holds
 
 
 @dataclass
@@ -148,29 +148,38 @@ def scan_agents_dir(agents_dir: Path) -> dict[str, dict[str, Any]]:
 
 
 def register(deployments: DeploymentSet) -> list[str]:
-    """Register plain-data deployments with HELM in this process (names already registered are kept)."""
+    """Register plain-data deployments with HELM in this process.
+
+    A name registered again with the same content is left alone; with different content (another
+    api_base, agents directory or display name, e.g. a second evaluation in a notebook or a reused
+    Ray worker) it is registered again, so HELM never serves an earlier run's settings.
+    """
     import cattrs
     import dacite
     from helm.benchmark.model_deployment_registry import ModelDeployment, register_model_deployment
     from helm.benchmark.model_metadata_registry import ModelMetadata, register_model_metadata
     from helm.benchmark.tokenizer_config_registry import TokenizerConfig, register_tokenizer_config
 
+    from helm_optimizer._io import fingerprint
+
     names = []
     with _lock:
-        for tok in deployments.tokenizer_configs:
-            if f"tok:{tok['name']}" not in _registered:
-                register_tokenizer_config(cattrs.structure(tok, TokenizerConfig))
-                _registered.add(f"tok:{tok['name']}")
-        for meta in deployments.models:
-            if f"meta:{meta['name']}" not in _registered:
-                register_model_metadata(dacite.from_dict(ModelMetadata, meta))
-                _registered.add(f"meta:{meta['name']}")
-        for dep in deployments.model_deployments:
-            key = f"dep:{dep['name']}"
-            if key not in _registered:
-                register_model_deployment(cattrs.structure(dep, ModelDeployment))
-                _registered.add(key)
-            names.append(dep["name"])
+        for kind, items, build, add in (
+            ("tok", deployments.tokenizer_configs, lambda d: cattrs.structure(d, TokenizerConfig),
+             register_tokenizer_config),
+            ("meta", deployments.models, lambda d: dacite.from_dict(ModelMetadata, d), register_model_metadata),
+            ("dep", deployments.model_deployments, lambda d: cattrs.structure(d, ModelDeployment),
+             register_model_deployment),
+        ):
+            for item in items:
+                key, content = f"{kind}:{item['name']}", fingerprint(item)
+                if _registered.get(key) != content:
+                    if key in _registered:
+                        logger.debug("Re-registering %s with new settings", key)
+                    add(build(item))
+                    _registered[key] = content
+                if kind == "dep":
+                    names.append(item["name"])
     return names
 
 

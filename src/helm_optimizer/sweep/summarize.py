@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from helm_optimizer._env import child_environment
 from helm_optimizer.errors import HelmRunError
 from helm_optimizer.sweep.config import SweepConfig
 
@@ -65,7 +66,8 @@ def helm_summarize(config: SweepConfig, *, timeout: float = 1800) -> Path:
                "-o", str(output_path), "--local-path", str(local_path), "--auto-generate-schema",
                "--schema-validation", "warn"]
     with open(log_path, "w", encoding="utf-8") as log:
-        completed = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, timeout=timeout, check=False)
+        completed = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, timeout=timeout, check=False,
+                                   env=child_environment())
     if completed.returncode != 0:
         tail = " | ".join(log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-5:])
         raise HelmRunError(f"helm-summarize failed (exit {completed.returncode}); see {log_path}: {tail}")
