@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -80,6 +81,7 @@ class FakeServerProcess:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
             self._proc = None
+        shutil.rmtree(self._dir, ignore_errors=True)
 
     @property
     def base_url(self) -> str:
