@@ -61,7 +61,7 @@ class Registry(Generic[T]):
     def add(self, name: str, obj: T, *, origin: str | None = None) -> None:
         if self._frozen:
             raise PluginError(f"The {self.kind} registry is frozen; register '{name}' before it is used.")
-        where = origin or getattr(obj, "__module__", "?")
+        where = origin or str(getattr(obj, "__module__", None) or "?")
         if name in self._items or name in self._lazy:
             first = self._origins.get(name, "?")
             raise PluginError(

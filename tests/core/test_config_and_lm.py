@@ -41,7 +41,7 @@ def test_resolve_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MY_KEY", raising=False)
     with pytest.raises(ModelError, match="OPENAI_API_KEY"):
         resolve_api_key(LMConfig(model="openai/gpt-4o"))
-    with pytest.raises(ModelError, match="Environment variable MY_KEY .* is not set"):
+    with pytest.raises(ModelError, match=r"Environment variable MY_KEY .* is not set"):
         resolve_api_key(LMConfig(model="openai/gpt-4o", api_key_env="MY_KEY"))
     monkeypatch.setenv("MY_KEY", "from-env")
     assert resolve_api_key(LMConfig(model="openai/gpt-4o", api_key_env="MY_KEY")) == "from-env"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,21 +162,29 @@ def register(deployments: DeploymentSet) -> list[str]:
 
     from helm_optimizer._io import fingerprint
 
+    def register_tokenizer(d: dict[str, Any]) -> None:
+        register_tokenizer_config(cattrs.structure(d, TokenizerConfig))
+
+    def register_metadata(d: dict[str, Any]) -> None:
+        register_model_metadata(dacite.from_dict(ModelMetadata, d))
+
+    def register_deployment(d: dict[str, Any]) -> None:
+        register_model_deployment(cattrs.structure(d, ModelDeployment))
+
     names = []
+    kinds: tuple[tuple[str, list[dict[str, Any]], Callable[[dict[str, Any]], None]], ...] = (
+        ("tok", deployments.tokenizer_configs, register_tokenizer),
+        ("meta", deployments.models, register_metadata),
+        ("dep", deployments.model_deployments, register_deployment),
+    )
     with _lock:
-        for kind, items, build, add in (
-            ("tok", deployments.tokenizer_configs, lambda d: cattrs.structure(d, TokenizerConfig),
-             register_tokenizer_config),
-            ("meta", deployments.models, lambda d: dacite.from_dict(ModelMetadata, d), register_model_metadata),
-            ("dep", deployments.model_deployments, lambda d: cattrs.structure(d, ModelDeployment),
-             register_model_deployment),
-        ):
+        for kind, items, add in kinds:
             for item in items:
                 key, content = f"{kind}:{item['name']}", fingerprint(item)
                 if _registered.get(key) != content:
                     if key in _registered:
                         logger.debug("Re-registering %s with new settings", key)
-                    add(build(item))
+                    add(item)
                     _registered[key] = content
                 if kind == "dep":
                     names.append(item["name"])

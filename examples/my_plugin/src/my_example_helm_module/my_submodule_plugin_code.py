@@ -40,7 +40,7 @@ EXAMPLES = [
 class CustomScenario(Scenario):
     name = "custom_scenario"
     description = "A tiny scenario used for testing."
-    tags = ["custom"]
+    tags = ["custom"]  # noqa: RUF012  (HELM declares tags as a plain class attribute)
 
     def get_instances(self, output_path: str) -> list[Instance]:
         instances = []
