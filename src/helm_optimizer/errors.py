@@ -6,6 +6,8 @@ names the problem and the fix; the CLI prints it and exits with :attr:`HelmOptim
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 __all__ = [
     "AgentError",
     "AgentExistsError",
@@ -20,6 +22,7 @@ __all__ = [
     "PluginError",
     "ServerError",
     "UnknownNameError",
+    "caused_by",
 ]
 
 
@@ -80,3 +83,16 @@ class HelmRunError(HelmOptimizerError):
 
 class LockedError(HelmOptimizerError):
     """Another process holds the output directory."""
+
+
+def caused_by(exc: BaseException, match: type[BaseException] | Callable[[BaseException], bool]) -> bool:
+    """Whether ``exc`` or anything in its ``__cause__`` / ``__context__`` chain matches."""
+    test = (lambda e: isinstance(e, match)) if isinstance(match, type) else match
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if test(current):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False

@@ -302,13 +302,7 @@ def _tracked_lm_class() -> type[dspy.LM]:
                 try:
                     return _valid_text(call(*args, **kwargs))
                 except Exception as exc:
-                    if attempt >= self.max_retries or not _is_retryable(exc):
-                        if self.meter is not None:
-                            self.meter.add_failure(exc)
-                        raise
-                    delay = _retry_delay(exc, attempt)
-                    _note_retry(self, exc, attempt, delay)
-                    time.sleep(delay)
+                    time.sleep(self._after_failure(exc, attempt))
                     attempt += 1
 
         async def acall(self, *args: Any, **kwargs: Any) -> Any:
@@ -320,14 +314,18 @@ def _tracked_lm_class() -> type[dspy.LM]:
                 try:
                     return _valid_text(await call(*args, **kwargs))
                 except Exception as exc:
-                    if attempt >= self.max_retries or not _is_retryable(exc):
-                        if self.meter is not None:
-                            self.meter.add_failure(exc)
-                        raise
-                    delay = _retry_delay(exc, attempt)
-                    _note_retry(self, exc, attempt, delay)
-                    await asyncio.sleep(delay)
+                    await asyncio.sleep(self._after_failure(exc, attempt))
                     attempt += 1
+
+        def _after_failure(self, exc: Exception, attempt: int) -> float:
+            """The delay before retrying, or re-raise ``exc`` (counted) when it is final."""
+            if attempt >= self.max_retries or not _is_retryable(exc):
+                if self.meter is not None:
+                    self.meter.add_failure(exc)
+                raise exc
+            delay = _retry_delay(exc, attempt)
+            _note_retry(self, exc, attempt, delay)
+            return delay
 
     return TrackedLM
 

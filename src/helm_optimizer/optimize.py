@@ -20,7 +20,7 @@ from typing import Any
 from helm_optimizer import __version__
 from helm_optimizer._io import check_writable, fingerprint, os_error
 from helm_optimizer.config import OptimizeConfig
-from helm_optimizer.errors import AgentExistsError, BudgetExceededError, HelmOptimizerError, ModelError
+from helm_optimizer.errors import AgentExistsError, BudgetExceededError, HelmOptimizerError, ModelError, caused_by
 
 __all__ = ["AgentResult", "OptimizeResult", "ProgressSink", "config_fingerprint", "optimize", "package_versions"]
 
@@ -119,22 +119,11 @@ def _parse_failure_counter() -> Any:
             if not stack or stack[-1][0] != call_id:
                 return
             _, misformatted = stack.pop()
-            if misformatted or (exception is not None and _caused_by(exception, AdapterParseError)):
+            if misformatted or (exception is not None and caused_by(exception, AdapterParseError)):
                 with self._lock:
                     self.count += 1
 
     return ParseFailures()
-
-
-def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, kind):
-            return True
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return False
 
 
 def _secrets(config: OptimizeConfig) -> list[str]:
@@ -347,14 +336,9 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:300] if text else ""
 
 
+_CONNECTION_ERRORS = {"APIConnectionError", "ConnectError", "ConnectionError", "ServiceUnavailableError",
+                      "AuthenticationError", "LMAuthenticationError", "NotFoundError", "Timeout", "ReadTimeout"}
+
+
 def _is_connection_error(exc: BaseException) -> bool:
-    names = {"APIConnectionError", "ConnectError", "ConnectionError", "ServiceUnavailableError",
-             "AuthenticationError", "LMAuthenticationError", "NotFoundError", "Timeout", "ReadTimeout"}
-    current: BaseException | None = exc
-    seen = set()
-    while current is not None and id(current) not in seen:
-        if type(current).__name__ in names or "Connection" in type(current).__name__:
-            return True
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return False
+    return caused_by(exc, lambda e: type(e).__name__ in _CONNECTION_ERRORS or "Connection" in type(e).__name__)

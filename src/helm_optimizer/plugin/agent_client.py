@@ -215,11 +215,6 @@ class _Transient(Exception):
 def _is_parse_error(exc: BaseException) -> bool:
     from dspy.utils.exceptions import AdapterParseError
 
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, AdapterParseError):
-            return True
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return False
+    from helm_optimizer.errors import caused_by
+
+    return caused_by(exc, AdapterParseError)
