@@ -60,10 +60,13 @@ def _style() -> Iterator[None]:
         yield
 
 
+_MIN_WIDTH = 7.5  # inches: room for the title and a legend of long optimizer names with one panel
+
+
 def _grid(count: int, panel_w: float, panel_h: float) -> tuple[Figure, list[Any]]:
     ncols = min(3, count)
     nrows = math.ceil(count / ncols)
-    fig = Figure(figsize=(panel_w * ncols, panel_h * nrows + 0.8), layout="constrained")
+    fig = Figure(figsize=(max(_MIN_WIDTH, panel_w * ncols), panel_h * nrows + 1.2), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel().tolist()
     for ax in axes[count:]:
         ax.set_visible(False)
@@ -137,7 +140,7 @@ def scores_figure(table: ReportTable) -> Figure:
         )
         for m in methods
     ]
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(methods), 5), frameon=False)
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(methods), 3), frameon=False)
     fig.suptitle("Main metric per scenario and model, by prompting method")
     return fig
 
@@ -205,7 +208,7 @@ def rankings_figure(table: ReportTable) -> Figure:
             label="order flipped vs baseline",
         )
     )
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4), frameon=False)
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 3), frameon=False)
     fig.suptitle("Model rankings per method (flips vs baseline ringed)")
     return fig
 
