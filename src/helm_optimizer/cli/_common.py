@@ -45,6 +45,8 @@ def setup_logging(log_dir: Path | None = None, *, verbose: int = 0) -> Path | No
     for name in _NOISY:
         logging.getLogger(name).setLevel(logging.INFO if verbose < 2 else logging.DEBUG)
     logging.getLogger("helm").propagate = True
+    # rouge-score logs "Using default tokenizer." through absl on every scored instance.
+    logging.getLogger("absl").setLevel(logging.WARNING if verbose < 2 else logging.DEBUG)
     log_path = None
     if log_dir is not None:
         try:
