@@ -342,6 +342,7 @@ def build_lm(cfg: LMConfig, *, cache: bool = True, meter: UsageMeter | None = No
     model = cfg.model
     api_base = cfg.api_base
     max_tokens = cfg.max_tokens
+    timeout = cfg.timeout
     if _is_embedded(model):
         from helm_optimizer.serving.embedded import dspy_model_name, ensure_server
 
@@ -349,6 +350,9 @@ def build_lm(cfg: LMConfig, *, cache: bool = True, meter: UsageMeter | None = No
         api_base = server.api_base
         model = dspy_model_name(cfg.model)
         max_tokens = max_tokens or 512
+        # On a laptop CPU, a slot sharing the cores with `parallel` others can take minutes to prefill
+        # a few-shot prompt and decode a chain of thought; a 2-minute read timeout then cuts it off.
+        timeout = max(timeout, 900.0)
     elif api_base and check:
         check_reachable(api_base)
     if _TRACKED is None:
@@ -367,7 +371,7 @@ def build_lm(cfg: LMConfig, *, cache: bool = True, meter: UsageMeter | None = No
         max_tokens=max_tokens,
         cache=cache,
         num_retries=0,  # TrackedLM retries (counted and logged) instead of DSPy
-        timeout=cfg.timeout,
+        timeout=timeout,
         **kwargs,
     )
     lm.meter = meter
