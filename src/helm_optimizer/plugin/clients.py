@@ -85,6 +85,7 @@ class EmbeddedOpenAIClient(OpenAICompatibleClient):
         server = ensure_server(embedded_model, parallel=parallel)
         alias = dspy_model_name(embedded_model).split("/", 1)[1]
         kwargs.setdefault("max_completions_per_request", server.parallel)  # llama.cpp: n <= slots
+        kwargs.setdefault("timeout", 900.0)  # CPU slots sharing the cores can be slow; see helm_optimizer.lm
         super().__init__(cache_config=cache_config, base_url=server.api_base, api_key_env=None,
                          openai_model_name=alias, **kwargs)
 
