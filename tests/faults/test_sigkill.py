@@ -65,9 +65,9 @@ def test_repeated_sigkill_then_resume_gives_the_uninterrupted_table(reference: R
             if child.process.exitcode is None:
                 os.kill(child.process.pid, signal.SIGKILL)
                 child.process.join(30)
-                assert child.process.exitcode == -signal.SIGKILL
+            if child.process.exitcode == -signal.SIGKILL:
                 kills.append((round(delay, 2), _progress(out)))
-            else:  # the rerun finished before the kill: it must have succeeded
+            else:  # the rerun finished before the kill landed: it must have succeeded
                 assert child.process.exitcode == 0, child.tail()
                 completed_runs += 1
                 assert table_rows(out) == table_rows(reference.output_dir)
