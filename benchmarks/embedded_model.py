@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from helm_optimizer._env import prepare_offline_environment
-from helm_optimizer.serving.embedded import EmbeddedServer, dspy_model_name
+from helm_optimizer.serving.embedded import EmbeddedServer
+from helm_optimizer.serving.models import dspy_model_name
 
 QUESTIONS: list[tuple[str, list[str], str]] = [
     ("What is the capital of France?", ["Berlin", "Paris", "Rome", "Madrid"], "B"),

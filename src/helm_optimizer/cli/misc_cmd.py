@@ -64,7 +64,7 @@ def list_things(what: Annotated[str, typer.Argument(help="optimizers | models | 
             doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
             console.print(f"{name:36} {doc}", highlight=False)
     elif what == "models":
-        from helm_optimizer.serving.embedded import embedded_model_names
+        from helm_optimizer.serving.models import embedded_model_names
 
         for name in embedded_model_names():
             console.print(f"{name:20} embedded (PyPI package, served on 127.0.0.1)", highlight=False)

@@ -48,7 +48,8 @@ def serve(
             except KeyboardInterrupt:
                 console.print(f"Stopped. {server.stats()}", highlight=False)
         return
-    from helm_optimizer.serving.embedded import dspy_model_name, get_embedded_model, serve_forever
+    from helm_optimizer.serving.models import dspy_model_name, get_embedded_model
+    from helm_optimizer.serving.sharing import serve_forever
 
     get_embedded_model(model)  # unknown names fail before anything starts
     console.print(f"Starting {model}; use it from DSPy as {dspy_model_name(model)} with the api_base printed "

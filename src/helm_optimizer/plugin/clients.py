@@ -78,7 +78,8 @@ class EmbeddedOpenAIClient(OpenAICompatibleClient):
 
     def __init__(self, cache_config: CacheConfig, embedded_model: str = "local/smollm2", parallel: int = 4,
                  **kwargs: Any) -> None:
-        from helm_optimizer.serving.embedded import dspy_model_name, ensure_server
+        from helm_optimizer.serving.models import dspy_model_name
+        from helm_optimizer.serving.sharing import ensure_server
 
         kwargs.pop("base_url", None)
         kwargs.pop("api_key_env", None)

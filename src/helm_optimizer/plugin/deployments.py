@@ -72,7 +72,7 @@ def _tokenizer() -> dict[str, Any]:
 
 def core_set() -> DeploymentSet:
     """The prompt-builder deployment, the offline tokenizer and every embedded model."""
-    from helm_optimizer.serving.embedded import embedded_model_names
+    from helm_optimizer.serving.models import embedded_model_names
 
     out = DeploymentSet(tokenizer_configs=[_tokenizer()])
     out.model_deployments.append({
