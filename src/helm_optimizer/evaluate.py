@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from helm_optimizer._io import check_writable, fingerprint, read_json, write_json_atomic
 from helm_optimizer.config import LMConfig
@@ -38,6 +38,9 @@ from helm_optimizer.naming import (
 )
 
 __all__ = ["EvaluationRequest", "check_methods", "count_retries", "evaluate_methods", "record_path"]
+
+if TYPE_CHECKING:
+    from helm_optimizer.lm import Prices
 
 logger = logging.getLogger(__name__)
 
@@ -227,6 +230,7 @@ def _scenario_state_counts(run_dir: Path) -> dict[str, Any]:
 def evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, Any]], None] | None = None,
                      force: bool = False) -> list[dict[str, Any]]:
     """Run every method of ``req`` in HELM (skipping runs whose record is current); return the records."""
+    from helm_optimizer.lm import prices_for
     from helm_optimizer.plugin.agent_client import EVALUATION_USAGE
     from helm_optimizer.plugin.deployments import agent_deployments, register
     from helm_optimizer.plugin.loading import prepare_helm
@@ -248,6 +252,7 @@ def evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, An
                          plugins=req.plugins, metric=req.metric, cache_dir=req.output_dir / "cache",
                          on_overlap="drop", limit=2)
     lm_public = req.lm.public_dict()
+    prices = prices_for(req.lm)
     records: list[dict[str, Any]] = []
     for method in req.methods:
         folds: list[int | None]
@@ -309,7 +314,7 @@ def evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, An
                     f"Every request of HELM run {run_name} failed (first error: {counts.get('first_error')}); "
                     f"no record written. Check the model's endpoint and key, then re-run; see {run.path}."
                 )
-            usage = _usage(method, before, after, counts, run)
+            usage = _usage(method, before, after, counts, run, prices)
             record = {
                 "scenario": task.key, "run_entry": req.scenario, "model": req.lm.model, "method": method,
                 "fold": fold, "num_folds": num_folds, "suite": req.suite,
@@ -360,22 +365,25 @@ def _optimization_usage(req: EvaluationRequest, scenario: str, method: str, fold
     meta = read_meta(agent_path(req.agents_dir, scenario, req.lm.model, method, fold)) or {}
     usage = dict(meta.get("usage") or {})
     return {"lm_calls": int(usage.get("lm_calls") or 0), "prompt_tokens": int(usage.get("prompt_tokens") or 0),
-            "completion_tokens": int(usage.get("completion_tokens") or 0), "cost": usage.get("cost") or 0.0,
+            "completion_tokens": int(usage.get("completion_tokens") or 0), "cost": usage.get("cost"),
             "wall_time_s": float(meta.get("wall_time_s") or 0.0)}
 
 
 def _usage(method: str, before: dict[str, Any], after: dict[str, Any], counts: dict[str, int],
-           run: Any) -> dict[str, Any]:
+           run: Any, prices: Prices) -> dict[str, Any]:
+    """Calls and tokens of one evaluation, priced with the model's prices (cost None where unknown)."""
     if method == METHOD_BASELINE:
         calls = counts.get("requests", 0) - counts.get("cached_requests", 0)
         prompt = run.stat("num_prompt_tokens")
         output = run.stat("num_output_tokens")
         n = counts.get("requests", 0)
-        return {"lm_calls": max(0, calls),
-                "prompt_tokens": round((prompt or {}).get("mean", 0) * n) if calls else 0,
-                "completion_tokens": round((output or {}).get("mean", 0) * n) if calls else 0, "cost": 0.0}
-    return {key: int(after.get(key, 0)) - int(before.get(key, 0))
-            for key in ("lm_calls", "prompt_tokens", "completion_tokens")} | {"cost": 0.0}
+        usage = {"lm_calls": max(0, calls),
+                 "prompt_tokens": round((prompt or {}).get("mean", 0) * n) if calls else 0,
+                 "completion_tokens": round((output or {}).get("mean", 0) * n) if calls else 0}
+    else:
+        usage = {key: int(after.get(key, 0)) - int(before.get(key, 0))
+                 for key in ("lm_calls", "prompt_tokens", "completion_tokens")}
+    return usage | {"cost": prices.cost(usage["prompt_tokens"], usage["completion_tokens"])}
 
 
 def load_records(output_dir: Path) -> list[dict[str, Any]]:

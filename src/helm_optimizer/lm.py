@@ -23,11 +23,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RETRY_LOG_MARKER",
+    "Prices",
     "UsageMeter",
     "adapter_for",
     "build_lm",
     "check_reachable",
     "is_local_api_base",
+    "prices_for",
     "resolve_api_key",
 ]
 
@@ -122,25 +124,35 @@ def check_reachable(api_base: str, *, attempts: int = 4, first_delay: float = 0.
 
 
 @dataclass
-class _Prices:
+class Prices:
+    """USD per prompt and per completion token; None where no price is known."""
+
     input_per_token: float | None
     output_per_token: float | None
 
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+        """The price of that usage, or None when a price it needs is unknown."""
+        if (prompt_tokens and self.input_per_token is None) or (completion_tokens and self.output_per_token is None):
+            return None
+        return round(prompt_tokens * (self.input_per_token or 0.0) + completion_tokens * (self.output_per_token or 0.0),
+                     6)
 
-def _prices_for(cfg: LMConfig) -> _Prices:
+
+def prices_for(cfg: LMConfig) -> Prices:
+    """A model's prices: the config's ``cost_per_million_*``, 0 for local servers, else litellm's map."""
     if cfg.cost_per_million_input_tokens is not None or cfg.cost_per_million_output_tokens is not None:
-        return _Prices(
+        return Prices(
             (cfg.cost_per_million_input_tokens or 0.0) / 1e6, (cfg.cost_per_million_output_tokens or 0.0) / 1e6
         )
     if _is_embedded(cfg.model) or is_local_api_base(cfg.api_base):
-        return _Prices(0.0, 0.0)
+        return Prices(0.0, 0.0)
     try:
         import litellm
 
         info = litellm.get_model_info(cfg.model)
-        return _Prices(info.get("input_cost_per_token"), info.get("output_cost_per_token"))
+        return Prices(info.get("input_cost_per_token"), info.get("output_cost_per_token"))
     except Exception:
-        return _Prices(None, None)
+        return Prices(None, None)
 
 
 class UsageMeter:
@@ -167,7 +179,7 @@ class UsageMeter:
         self.failed_calls = 0  # calls that still failed after every retry
         self.last_error: str | None = None
         self.exceeded: str | None = None
-        self._prices: dict[str, _Prices] = {}
+        self._prices: dict[str, Prices] = {}
 
     def __deepcopy__(self, memo: dict[int, Any]) -> UsageMeter:
         # DSPy deep-copies the usage tracker into every worker thread (and silently drops a task whose
@@ -175,13 +187,13 @@ class UsageMeter:
         return self
 
     def set_prices(self, model: str, cfg: LMConfig) -> None:
-        self._prices[model] = _prices_for(cfg)
+        self._prices[model] = prices_for(cfg)
 
     # DSPy's usage_tracker protocol -------------------------------------------------------
     def add_usage(self, lm: str, usage_entry: dict[str, Any]) -> None:
         prompt = int(usage_entry.get("prompt_tokens") or 0)
         completion = int(usage_entry.get("completion_tokens") or 0)
-        prices = self._prices.get(lm, _Prices(None, None))
+        prices = self._prices.get(lm, Prices(None, None))
         with self._lock:
             self.calls += 1
             self.prompt_tokens += prompt

@@ -117,6 +117,17 @@ def test_each_method_scored_by_helm(board: Leaderboard) -> None:
     assert {rs["result"]["completions"][0]["text"] for rs in agent_state["request_states"]} == {"12", "3", "20", "18"}
 
 
+def test_every_method_reports_output_tokens(board: Leaderboard) -> None:
+    """HELM's chat client gives no tokens without logprobs (0 output tokens); ours counts them."""
+    for method in DEPLOYMENTS:
+        assert stat_mean(_run_path(board, method), "num_output_tokens") > 0, method
+    baseline = json.loads((_run_path(board, "baseline") / "scenario_state.json").read_text())
+    for rs in baseline["request_states"]:
+        [completion] = rs["result"]["completions"]
+        assert "".join(t["text"] for t in completion["tokens"]) == completion["text"]
+        assert all(t["logprob"] == 0 for t in completion["tokens"])
+
+
 def test_helm_summarize_leaderboard_matches_stats(board: Leaderboard) -> None:
     suite_dir = board.output / "runs" / SUITE
     runs = {Path(r["run_path"]).name: r for r in json.loads((suite_dir / "runs.json").read_text())}

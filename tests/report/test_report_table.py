@@ -111,3 +111,18 @@ def test_missing_fold_and_missing_baseline_are_flagged(sweep: Any) -> None:
 def test_columns_follow_the_row_fields() -> None:
     assert COLUMNS[:3] == ("scenario", "model", "method")
     assert "warnings" in COLUMNS and "mean_matches_helm" in COLUMNS and COLUMNS[-1] == "run_dirs"
+
+
+def test_unknown_cost_stays_unknown_through_folds_and_rendering(sweep: Any) -> None:
+    from helm_optimizer.report.render import _cost_cells
+
+    path = sweep.records[("head_qa", "openai/gpt-4o", "MIPROv2", 1)]
+    data = json.loads(path.read_text())
+    data["cost"] = None  # a model without a known price
+    path.write_text(json.dumps(data))
+    table = _table(sweep)
+    folded = _row(table, "head_qa", "openai/gpt-4o", "MIPROv2")
+    assert folded.eval_cost is None and folded.eval_lm_calls == 60
+    assert _cost_cells(folded)[5] == "–"
+    priced = _row(table, "head_qa", "openai/gpt-4o", "zs-cot")
+    assert priced.eval_cost == pytest.approx(0.6) and _cost_cells(priced)[5] == "0.600"

@@ -9,7 +9,9 @@ from typing import Any
 from helm.clients.client import Client
 from helm.clients.openai_client import OpenAIClient
 from helm.common.cache import CacheConfig
-from helm.common.request import ErrorFlags, Request, RequestResult
+from helm.common.request import ErrorFlags, GeneratedOutput, Request, RequestResult, Token
+from helm.common.tokenization_request import TokenizationRequest
+from helm.tokenizers.tokenizer import Tokenizer
 
 __all__ = ["EmbeddedOpenAIClient", "OpenAICompatibleClient", "PromptOnlyClient"]
 
@@ -19,17 +21,25 @@ class OpenAICompatibleClient(OpenAIClient):  # type: ignore[misc]
 
     The key is read from the environment when the client is created and never written to a
     config file (HELM's ``credentials.conf`` route would need it on disk).
+
+    HELM's chat client leaves a completion's ``tokens`` empty when the server sends no logprobs,
+    so HELM would report 0 output tokens for every answer. Here such a completion gets the pieces
+    of the deployment's tokenizer (the one HELM counts prompt tokens with; HELM injects it), with
+    log probability 0 as HELM's chat client gives.
     """
 
     def __init__(self, cache_config: CacheConfig, base_url: str | None = None, api_key_env: str | None = None,
                  openai_model_name: str | None = None, timeout: float = 120.0, max_retries: int = 5,
-                 max_completions_per_request: int | None = None, **kwargs: Any) -> None:
+                 max_completions_per_request: int | None = None, tokenizer: Tokenizer | None = None,
+                 tokenizer_name: str | None = None, **kwargs: Any) -> None:
         kwargs.pop("api_key", None)
         kwargs.pop("org_id", None)
         api_key = os.environ.get(api_key_env, "") if api_key_env else ""
         super().__init__(cache_config=cache_config, api_key=api_key or "not-needed", base_url=base_url,
                          openai_model_name=openai_model_name, timeout=timeout, max_retries=max_retries, **kwargs)
         self.max_completions_per_request = max_completions_per_request
+        self.tokenizer = tokenizer
+        self.tokenizer_name = tokenizer_name
 
     def make_request(self, request: Request) -> RequestResult:
         """Split a request for more completions (``n``) than the server allows into several requests.
@@ -70,7 +80,15 @@ class OpenAICompatibleClient(OpenAIClient):  # type: ignore[misc]
                                  error_flags=ErrorFlags(is_retriable=False, is_fatal=False))
         if not result.success and result.error_flags is None:
             result = dataclasses.replace(result, error_flags=ErrorFlags(is_retriable=False, is_fatal=False))
+        if result.success and not request.echo_prompt:
+            result = dataclasses.replace(result, completions=[self._with_tokens(c) for c in result.completions])
         return result
+
+    def _with_tokens(self, completion: GeneratedOutput) -> GeneratedOutput:
+        if completion.tokens or not completion.text or self.tokenizer is None or not self.tokenizer_name:
+            return completion
+        pieces = self.tokenizer.tokenize(TokenizationRequest(text=completion.text, tokenizer=self.tokenizer_name))
+        return dataclasses.replace(completion, tokens=[Token(text=str(p), logprob=0.0) for p in pieces.raw_tokens])
 
 
 class EmbeddedOpenAIClient(OpenAICompatibleClient):

@@ -50,7 +50,7 @@ class Usage:
     lm_calls: int
     prompt_tokens: int
     completion_tokens: int
-    cost: float
+    cost: float | None  # USD; None when a price is unknown
     wall_time_s: float
 
     def __add__(self, other: Usage) -> Usage:
@@ -58,7 +58,7 @@ class Usage:
             lm_calls=self.lm_calls + other.lm_calls,
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
-            cost=self.cost + other.cost,
+            cost=None if self.cost is None or other.cost is None else self.cost + other.cost,
             wall_time_s=self.wall_time_s + other.wall_time_s,
         )
 
@@ -155,7 +155,7 @@ def _usage(data: Mapping[str, Any], path: Path) -> Usage:
         lm_calls=_number(data, "lm_calls", path, integer=True),
         prompt_tokens=_number(data, "prompt_tokens", path, integer=True),
         completion_tokens=_number(data, "completion_tokens", path, integer=True),
-        cost=_number(data, "cost", path),
+        cost=None if data["cost"] is None else _number(data, "cost", path),
         wall_time_s=_number(data, "wall_time_s", path),
     )
 

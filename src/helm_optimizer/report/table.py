@@ -70,7 +70,7 @@ class ReportRow:
     eval_lm_calls: int
     eval_prompt_tokens: int
     eval_completion_tokens: int
-    eval_cost: float
+    eval_cost: float | None
     eval_wall_time_s: float
     opt_lm_calls: int | None
     opt_prompt_tokens: int | None
