@@ -286,6 +286,8 @@ def _note_retry(lm: Any, exc: BaseException, attempt: int, delay: float) -> None
 def _tracked_lm_class() -> type[dspy.LM]:
     import dspy
 
+    from helm_optimizer._dspy_metadata import memoized_metadata
+
     class TrackedLM(dspy.LM):  # type: ignore[misc]
         """A ``dspy.LM`` that refuses to start a call once its meter's budget is spent, and retries visibly.
 
@@ -302,11 +304,12 @@ def _tracked_lm_class() -> type[dspy.LM]:
             call = super().__call__
             if meter is not None:
                 meter.check()
-            if meter is None or meter.slots is None:
-                return self._retrying(call, args, kwargs)
-            with meter.slots:
-                meter.check()
-                return self._retrying(call, args, kwargs)
+            with memoized_metadata():
+                if meter is None or meter.slots is None:
+                    return self._retrying(call, args, kwargs)
+                with meter.slots:
+                    meter.check()
+                    return self._retrying(call, args, kwargs)
 
         def _retrying(self, call: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             attempt = 0
@@ -369,7 +372,10 @@ def build_lm(cfg: LMConfig, *, cache: bool = True, meter: UsageMeter | None = No
     elif api_base and check:
         check_reachable(api_base)
     if _TRACKED is None:
+        from helm_optimizer._dspy_metadata import install as install_memoized_metadata
+
         _TRACKED = _tracked_lm_class()
+        install_memoized_metadata()
         from helm_optimizer._env import route_dspy_logging
 
         route_dspy_logging()
