@@ -133,3 +133,15 @@ def test_agents_show_prints_instruction_demos_and_provenance(produced_agent: Pat
 def test_agents_list_of_an_empty_directory(tmp_path: Path) -> None:
     result = _cli("agents", "list", str(tmp_path))
     assert result.returncode == 0 and "No agents under" in result.stdout
+
+
+def test_optimize_draws_one_progress_display_not_dspys_bars(tmp_path: Path) -> None:
+    """BootstrapFewShot's tqdm bars run in worker threads; through the command they are off."""
+    with FakeOpenAIServer() as server:
+        result = _cli("optimize", "--scenario", "my_custom_run_spec", "--plugins", str(EXAMPLE_PLUGIN),
+                      "--optimizer", "BootstrapFewShot", "--model", "openai/fake-model", "--api-base",
+                      server.api_base, "--output-dir", str(tmp_path / "out"), "--num-threads", "2", timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert list((tmp_path / "out" / "agents").rglob("BootstrapFewShot.json"))
+    assert "it/s]" not in result.stderr + result.stdout
+    assert "it]" not in result.stderr + result.stdout

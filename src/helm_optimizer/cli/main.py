@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import sys
 from typing import Annotated, NoReturn
 
@@ -97,6 +98,9 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: one-line errors with exit code 2 for bad input (3 over budget); 130 on Ctrl-C."""
     from helm_optimizer.errors import HelmOptimizerError
 
+    # The commands draw one progress display; the tqdm bars DSPy and HELM start in worker threads
+    # would interleave with it (and fill logs with carriage returns). tqdm reads this at import.
+    os.environ.setdefault("TQDM_DISABLE", "1")
     try:
         app(args=argv, standalone_mode=False, prog_name=PROG)
     except HelmOptimizerError as exc:
