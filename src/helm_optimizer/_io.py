@@ -20,6 +20,7 @@ __all__ = [
     "check_writable",
     "directory_lock",
     "fingerprint",
+    "make_encodable",
     "os_error",
     "read_json",
     "remove_stale_temporaries",
@@ -61,7 +62,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
-        raise _os_error(path, exc) from exc
+        raise os_error(path, exc) from exc
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
         with os.fdopen(fd, "wb") as handle:
@@ -72,7 +73,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     except OSError as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise _os_error(path, exc) from exc
+        raise os_error(path, exc) from exc
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -96,7 +97,32 @@ def os_error(path: Path | str, exc: OSError) -> HelmOptimizerError:
     return HelmOptimizerError(f"Cannot write {path}: {reason}; check the directory and rerun.")
 
 
-_os_error = os_error
+
+def make_encodable(value: Any) -> tuple[Any, int]:
+    """``value`` with every string (and dict key) encodable as UTF-8, and how many were not.
+
+    A model can answer with half of a UTF-16 surrogate pair (valid JSON, not valid Unicode); such
+    text fails every file that stores it and every request that quotes it. Lone surrogates become
+    U+FFFD; other values are returned as they are.
+    """
+    fixed = 0
+
+    def clean(item: Any) -> Any:
+        nonlocal fixed
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                fixed += 1
+                return item.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+            return item
+        if isinstance(item, list):
+            return [clean(v) for v in item]
+        if isinstance(item, dict):
+            return {clean(k): clean(v) for k, v in item.items()}
+        return item
+
+    return clean(value), fixed
 
 
 def check_writable(directory: Path) -> None:
@@ -157,7 +183,7 @@ def directory_lock(directory: Path, *, wait: float = 0.0, what: str = "run") -> 
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise _os_error(directory, exc) from exc
+        raise os_error(directory, exc) from exc
     lock = FileLock(str(directory / ".helm-optimizer.lock"))
     try:
         lock.acquire(timeout=wait if wait > 0 else 0.01)

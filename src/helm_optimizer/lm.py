@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from helm_optimizer._env import prepare_offline_environment
+from helm_optimizer._io import make_encodable
 from helm_optimizer.config import LMConfig
 from helm_optimizer.errors import BudgetExceededError, ModelError
 
@@ -256,23 +257,11 @@ def _retry_delay(exc: BaseException, attempt: int) -> float:
 
 
 def _valid_text(value: Any) -> Any:
-    """Model output with lone UTF-16 surrogates (valid JSON, invalid Unicode) replaced by U+FFFD.
-
-    Left alone, such text fails every later request that quotes it (a demo) and every file that
-    stores it; only strings that cannot be encoded are touched.
-    """
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            logger.info("Replaced invalid Unicode (a lone surrogate) in a model answer with U+FFFD.")
-            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-        return value
-    if isinstance(value, list):
-        return [_valid_text(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _valid_text(v) for k, v in value.items()}
-    return value
+    """Model output with lone UTF-16 surrogates (valid JSON, invalid Unicode) replaced by U+FFFD."""
+    clean, fixed = make_encodable(value)
+    if fixed:
+        logger.info("Replaced invalid Unicode (a lone surrogate) in %d model answer text(s) with U+FFFD.", fixed)
+    return clean
 
 
 def _note_retry(lm: Any, exc: BaseException, attempt: int, delay: float) -> None:
@@ -325,12 +314,13 @@ def _tracked_lm_class() -> type[dspy.LM]:
                 self.meter.check()
             call = super().acall
             attempt = 0
-            while True:
-                try:
-                    return _valid_text(await call(*args, **kwargs))
-                except Exception as exc:
-                    await asyncio.sleep(self._after_failure(exc, attempt))
-                    attempt += 1
+            with memoized_metadata():
+                while True:
+                    try:
+                        return _valid_text(await call(*args, **kwargs))
+                    except Exception as exc:
+                        await asyncio.sleep(self._after_failure(exc, attempt))
+                        attempt += 1
 
         def _after_failure(self, exc: Exception, attempt: int) -> float:
             """The delay before retrying, or re-raise ``exc`` (counted) when it is final."""

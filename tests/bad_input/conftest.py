@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from helm_optimizer.cli.main import main
+from tests._logging import keep_root_logging  # noqa: F401 (autouse fixture for these tests)
 from tests.conftest import REPO
 from tests.faults.procs import KEY_ENV, SENTINEL_KEY, snapshot
 
@@ -35,21 +35,6 @@ class CliResult:
 
 
 CliRunner = Callable[[list[str]], CliResult]
-
-
-@pytest.fixture(autouse=True)
-def _keep_root_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
-    for handler in handlers:
-        if handler not in root.handlers:
-            root.addHandler(handler)
-    root.setLevel(level)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from helm_optimizer.serving.fake import FakeOpenAIServer
+from tests._logging import keep_root_logging  # noqa: F401 (autouse fixture for these tests)
 from tests.faults.procs import child_env, run_cli, tiny_sweep, write_yaml
 
 SERVER_SETTINGS = {"accuracy": 0.5, "demo_accuracy": 0.8, "seed": 1}
@@ -22,22 +22,6 @@ class Reference:
     config: Path
     completions: int
     output: str
-
-
-@pytest.fixture(autouse=True)
-def _keep_root_logging() -> Iterator[None]:
-    """In-process CLI calls reconfigure the root logger; give the next test the handlers it had."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
-    for handler in handlers:
-        if handler not in root.handlers:
-            root.addHandler(handler)
-    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")

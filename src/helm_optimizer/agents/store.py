@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from helm_optimizer._io import read_json, write_bytes_atomic, write_json_atomic
+from helm_optimizer._io import make_encodable, read_json, write_bytes_atomic, write_json_atomic
 from helm_optimizer.agents.program import load_program
 from helm_optimizer.errors import AgentError, AgentExistsError
 from helm_optimizer.naming import model_from_path, model_path
@@ -68,22 +68,6 @@ def _strip_lms(program: Any) -> Any:
     return clean
 
 
-def _encodable(value: Any, fixed: list[int]) -> Any:
-    """``value`` with every string made encodable as UTF-8 (lone surrogates become U+FFFD)."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            fixed[0] += 1
-            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-        return value
-    if isinstance(value, list):
-        return [_encodable(v, fixed) for v in value]
-    if isinstance(value, dict):
-        return {_encodable(k, fixed): _encodable(v, fixed) for k, v in value.items()}
-    return value
-
-
 def _make_encodable(program: Any) -> int:
     """Replace text no file can hold (lone surrogates from a model's output in demos or instructions).
 
@@ -91,12 +75,10 @@ def _make_encodable(program: Any) -> int:
     a bootstrapped demo and then cannot save the program. Returns how many strings were replaced;
     a program without such text is left exactly as it was.
     """
-    state = program.dump_state()
-    fixed = [0]
-    clean = _encodable(state, fixed)
-    if fixed[0]:
+    clean, fixed = make_encodable(program.dump_state())
+    if fixed:
         program.load_state(clean)
-    return fixed[0]
+    return fixed
 
 
 def agent_digest(data: bytes) -> str:
