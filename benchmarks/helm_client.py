@@ -39,7 +39,7 @@ MODEL = "openai/fake-model"
 
 
 def _deployment(client: str, api_base: str, agent: Path) -> Any:
-    from helm_optimizer.plugin.deployments import APPROX_TOKENIZER, DeploymentSet, core_set
+    from helm_optimizer.helm.deployments import APPROX_TOKENIZER, DeploymentSet, core_set
 
     name = f"bench/{client.lower()}"
     if client == "DSPyClient":
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _compare(work: Path, args: argparse.Namespace) -> int:
-    from helm_optimizer.plugin.deployments import write_prod_env
+    from helm_optimizer.helm.deployments import write_prod_env
 
     agent = work / "agents" / "hopt_head_qa.json"
     _write_agent(agent)

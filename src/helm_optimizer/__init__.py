@@ -16,7 +16,7 @@ _LAZY = {
     "OptimizeConfig": "helm_optimizer.config",
     "SweepConfig": "helm_optimizer.sweep.config",
     "optimize": "helm_optimizer.optimize",
-    "run_benchmark": "helm_optimizer.plugin.runner",
+    "run_benchmark": "helm_optimizer.helm.runner",
     "run_sweep": "helm_optimizer.sweep.run",
     "build_report": "helm_optimizer.report.build",
     "load_dataset": "helm_optimizer.scenarios.dataset",

@@ -32,12 +32,16 @@ from helm_optimizer.naming import (
     METHOD_BASELINE,
     METHOD_ZS_COT,
     METHOD_ZS_PREDICT,
+    ZERO_SHOT_METHODS,
+    agent_deployment_name,
+    agent_path,
     deployment_name,
-    model_path,
+    helm_run_name,
     parse_run_entry,
+    record_path,
 )
 
-__all__ = ["EvaluationRequest", "check_methods", "count_retries", "evaluate_methods", "record_path"]
+__all__ = ["EvaluationRequest", "check_methods", "count_retries", "evaluate_methods"]
 
 if TYPE_CHECKING:
     from helm_optimizer.lm import Prices
@@ -75,23 +79,50 @@ class EvaluationRequest:
         return self.output_dir / "agents"
 
 
-def record_path(output_dir: Path, scenario_key: str, model: str, method: str, fold: int | None) -> Path:
-    name = method if fold is None else f"{method}.fold{fold}"
-    return Path(output_dir) / "evaluations" / scenario_key / model_path(model) / f"{name}.json"
+def _agent_folds(req: EvaluationRequest, scenario: str, method: str) -> list[tuple[int | None, Path, dict[str, Any]]]:
+    """The agent files of ``method`` with their metadata: one, or one per cross-fitting fold.
 
+    Folds, seed and evaluation limit come from the agents' own metadata; an evaluation asking for
+    another seed or limit than the agents were optimized under is refused (it would score
+    instances the agents were optimized on).
+    """
+    from helm_optimizer.agents.store import read_meta
 
-def _num_folds_of(agents_dir: Path, scenario: str, model: str, method: str) -> int:
-    from helm_optimizer.agents.store import agent_path, read_meta
-
-    for candidate in (agent_path(agents_dir, scenario, model, method), agent_path(agents_dir, scenario, model,
-                                                                                  method, 0)):
-        if candidate.is_file():
-            meta = read_meta(candidate) or {}
-            return int(meta.get("num_folds") or (2 if candidate.name.endswith(".fold0.json") else 1))
-    raise ConfigError(
-        f"No {method} agent for scenario '{scenario}' and model {model} in {agents_dir}; "
-        "run `helm-optimizer optimize` first (or drop the method)."
-    )
+    single = agent_path(req.agents_dir, scenario, req.lm.model, method)
+    first_fold = agent_path(req.agents_dir, scenario, req.lm.model, method, 0)
+    candidates: list[tuple[int | None, Path]]
+    if single.is_file():
+        candidates = [(None, single)]
+    elif first_fold.is_file():
+        meta0 = read_meta(first_fold) or {}
+        n = int(meta0.get("num_folds") or 2)
+        candidates = [(k, agent_path(req.agents_dir, scenario, req.lm.model, method, k)) for k in range(n)]
+        missing = [str(path) for _, path in candidates if not path.is_file()]
+        if missing:
+            raise ConfigError(f"The {method} agents of '{scenario}' for {req.lm.model} are cross-fitted in {n} folds "
+                              f"but {missing[0]} is missing; run `helm-optimizer optimize` again to write it.")
+    else:
+        raise ConfigError(
+            f"No {method} agent for scenario '{scenario}' and model {req.lm.model} in {req.agents_dir}; "
+            "run `helm-optimizer optimize` first (or drop the method)."
+        )
+    out: list[tuple[int | None, Path, dict[str, Any]]] = []
+    for fold, path in candidates:
+        meta = read_meta(path) or {}
+        seed = meta.get("seed")
+        limit = (meta.get("data") or {}).get("eval_limit")
+        if fold is not None and seed is not None and int(seed) != req.seed:
+            raise ConfigError(
+                f"The {method} agent {path} was optimized with seed {seed} (its fold's held-out instances depend on "
+                f"it); evaluate with --seed {seed}, or optimize again with --seed {req.seed}."
+            )
+        if fold is not None and limit != req.eval_limit:
+            raise ConfigError(
+                f"The {method} agent {path} was optimized for an evaluation limit of {limit}; evaluate with "
+                f"--max-eval-instances {limit if limit is not None else '(none)'} or optimize again."
+            )
+        out.append((fold, path, meta))
+    return out
 
 
 def check_methods(methods: Sequence[str]) -> None:
@@ -161,7 +192,7 @@ def count_retries() -> Iterator[_RetryCounter]:
 def _baseline_deployment(req: EvaluationRequest) -> str:
     from helm.benchmark.model_deployment_registry import ModelDeploymentNotFoundError, get_model_deployment
 
-    from helm_optimizer.plugin.deployments import baseline_deployment, register
+    from helm_optimizer.helm.deployments import baseline_deployment, register
 
     if req.helm_deployment:
         name = req.helm_deployment
@@ -180,12 +211,15 @@ def _baseline_deployment(req: EvaluationRequest) -> str:
 
 
 def _run_spec(name: str, args: dict[str, str], deployment: str, *, data_dir: str | None) -> Any:
+    from helm.benchmark.model_deployment_registry import get_model_deployment
     from helm.benchmark.run_spec_factory import construct_run_specs
     from helm.common.object_spec import parse_object_spec
 
-    from helm_optimizer.scenarios.profiles import apply_profile
+    from helm_optimizer.helm.profiles import apply_profile
 
-    description = name + ":" + ",".join([*(f"{k}={v}" for k, v in args.items()), f"model={deployment}"])
+    model_name = get_model_deployment(deployment).model_name or deployment
+    description = name + ":" + ",".join([*(f"{k}={v}" for k, v in args.items()), f"model={model_name}",
+                                         f"model_deployment={deployment}"])
     specs = construct_run_specs(parse_object_spec(description))
     if len(specs) != 1:
         raise ConfigError(f"Run entry '{description}' expands to {len(specs)} run specs; give one variant.")
@@ -196,17 +230,6 @@ def _run_spec(name: str, args: dict[str, str], deployment: str, *, data_dir: str
 def _zero_shot_prompt(run_spec: Any) -> Any:
     adapter = dataclasses.replace(run_spec.adapter_spec, max_train_instances=0, num_train_trials=1)
     return dataclasses.replace(run_spec, adapter_spec=adapter)
-
-
-def _run_name(name: str, args: dict[str, str], deployment: str, req: EvaluationRequest, fold: int | None) -> str:
-    parts = [*(f"{k}={v}" for k, v in sorted(args.items())), f"model={deployment}"]
-    if req.eval_limit is not None:
-        parts.append(f"eval_limit={req.eval_limit}")
-    if req.eval_limit is not None or fold is not None:
-        parts.append(f"seed={req.seed}")
-    if fold is not None:
-        parts.append(f"fold={fold}")
-    return (name + ":" + ",".join(parts)).replace("/", "_")
 
 
 def _scenario_state_counts(run_dir: Path) -> dict[str, Any]:
@@ -230,14 +253,13 @@ def _scenario_state_counts(run_dir: Path) -> dict[str, Any]:
 def evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, Any]], None] | None = None,
                      force: bool = False) -> list[dict[str, Any]]:
     """Run every method of ``req`` in HELM (skipping runs whose record is current); return the records."""
+    from helm_optimizer.helm.deployments import agent_deployments, agent_file_deployment, register
+    from helm_optimizer.helm.loading import prepare_helm
+    from helm_optimizer.helm.runner import run_benchmark
+    from helm_optimizer.helm.subsets import evaluation_run_spec
+    from helm_optimizer.helm.task import build_task
     from helm_optimizer.lm import prices_for
     from helm_optimizer.plugin.agent_client import EVALUATION_USAGE
-    from helm_optimizer.plugin.deployments import agent_deployments, register
-    from helm_optimizer.plugin.loading import prepare_helm
-    from helm_optimizer.plugin.run_specs import evaluation_run_spec
-    from helm_optimizer.plugin.runner import run_benchmark
-    from helm_optimizer.scenarios.dataset import load_dataset
-    from helm_optimizer.scenarios.helm_task import build_task
 
     emit = progress or (lambda _e: None)
     check_methods(req.methods)
@@ -247,31 +269,30 @@ def evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, An
     task = build_task(req.scenario, data_dir=req.data_dir, plugins=req.plugins, metric=req.metric)
     name, args = parse_run_entry(req.scenario)
     args = {k: v for k, v in args.items() if k not in ("model", "model_deployment")}
-    # Which test instances are evaluated, and whether optimized agents are cross-fitted.
-    probe = load_dataset(req.scenario, data_dir=req.data_dir, seed=req.seed, eval_limit=req.eval_limit,
-                         plugins=req.plugins, metric=req.metric, cache_dir=req.output_dir / "cache",
-                         on_overlap="drop", limit=2)
     lm_public = req.lm.public_dict()
     prices = prices_for(req.lm)
     records: list[dict[str, Any]] = []
     for method in req.methods:
-        folds: list[int | None]
+        runs: list[tuple[int | None, int, str, Path | None]]  # fold, num_folds, deployment, agent file
         if method == METHOD_BASELINE:
-            deployment, folds = _baseline_deployment(req), [None]
+            runs = [(None, 1, _baseline_deployment(req), None)]
+        elif method in ZERO_SHOT_METHODS:
+            register(agent_deployments(lm_public, [method], agents_dir=None))
+            runs = [(None, 1, deployment_name(req.lm.model, method), None)]
         else:
-            register(agent_deployments(lm_public, [method], agents_dir=str(req.agents_dir.resolve())))
-            deployment = deployment_name(req.lm.model, method)
-            optimized = method not in (METHOD_ZS_PREDICT, METHOD_ZS_COT)
-            n_folds = _num_folds_of(req.agents_dir, task.key, req.lm.model, method) if optimized else 1
-            folds = list(range(n_folds)) if n_folds > 1 else [None]
-        num_folds = len(folds) if folds != [None] else 1
-        for fold in folds:
+            agents = _agent_folds(req, task.key, method)
+            runs = []
+            for fold, path, _meta in agents:
+                register(agent_file_deployment(lm_public, method, scenario=task.key, fold=fold, agent_file=path))
+                runs.append((fold, len(agents) if fold is not None else 1,
+                             agent_deployment_name(req.lm.model, method, task.key, fold), path))
+        for fold, num_folds, deployment, agent_file in runs:
             target = record_path(req.output_dir, task.key, req.lm.model, method, fold)
+            agent_fp = fingerprint(agent_file.read_text(encoding="utf-8")) if agent_file else None
             spec_id = fingerprint({"scenario": req.scenario, "lm": {k: v for k, v in lm_public.items()
                                                                     if k not in ("api_base", "timeout")},
                                    "method": method, "fold": fold, "seed": req.seed, "eval_limit": req.eval_limit,
-                                   "deployment": req.helm_deployment, "agent": _agent_fingerprint(req, task.key,
-                                                                                                 method, fold)})
+                                   "deployment": req.helm_deployment, "agent": agent_fp})
             if target.is_file() and not force:
                 try:
                     existing = read_json(target)
@@ -284,15 +305,9 @@ def evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, An
             spec = _run_spec(name, args, deployment, data_dir=task.data_dir)
             if method != METHOD_BASELINE:
                 spec = _zero_shot_prompt(spec)
-            run_name = _run_name(name, args, deployment, req, fold)
-            spec = evaluation_run_spec(
-                spec, name=run_name, seed=req.seed, eval_limit=req.eval_limit,
-                fold=fold, num_folds=probe.num_folds if fold is not None else 1, main_split=task.main_split,
-            )
-            if fold is None and probe.num_folds > 1 and req.eval_limit is not None:
-                # Unfolded methods of a cross-fitted scenario cover the union of the folds: the same subset.
-                spec = evaluation_run_spec(spec, name=run_name, seed=req.seed, eval_limit=req.eval_limit,
-                                           fold=None, num_folds=1, main_split=task.main_split)
+            run_name = helm_run_name(name, args, deployment, eval_limit=req.eval_limit, seed=req.seed, fold=fold)
+            spec = evaluation_run_spec(spec, name=run_name, seed=req.seed, eval_limit=req.eval_limit, fold=fold,
+                                       num_folds=num_folds, main_split=task.main_split)
             emit({"stage": "evaluating", "method": method, "fold": fold, "run": run_name})
             before = dict(EVALUATION_USAGE.get(f"{req.lm.model}:{method}", {}))
             started = time.perf_counter()
@@ -325,7 +340,7 @@ def evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, An
                 "count": int(counts.get("requests") or stat["count"]),
                 "helm_official": _official(task, run), "deployment": deployment,
                 **usage, "retries": retries.count, "wall_time_s": round(wall, 3), **counts,
-                "optimization": _optimization_usage(req, task.key, method, fold),
+                "optimization": _optimization_usage(agent_file),
                 "spec_fingerprint": spec_id,
             }
             write_json_atomic(target, record)
@@ -348,21 +363,12 @@ def _official(task: Any, run: Any) -> dict[str, Any] | None:
     return None if stat is None else {"metric": official, "mean": stat.get("mean")}
 
 
-def _agent_fingerprint(req: EvaluationRequest, scenario: str, method: str, fold: int | None) -> str | None:
-    from helm_optimizer.agents.store import agent_path
+def _optimization_usage(agent_file: Path | None) -> dict[str, Any] | None:
+    from helm_optimizer.agents.store import read_meta
 
-    if method in (METHOD_BASELINE, METHOD_ZS_PREDICT, METHOD_ZS_COT):
+    if agent_file is None:
         return None
-    path = agent_path(req.agents_dir, scenario, req.lm.model, method, fold)
-    return fingerprint(path.read_text(encoding="utf-8")) if path.is_file() else None
-
-
-def _optimization_usage(req: EvaluationRequest, scenario: str, method: str, fold: int | None) -> dict[str, Any] | None:
-    from helm_optimizer.agents.store import agent_path, read_meta
-
-    if method in (METHOD_BASELINE, METHOD_ZS_PREDICT, METHOD_ZS_COT):
-        return None
-    meta = read_meta(agent_path(req.agents_dir, scenario, req.lm.model, method, fold)) or {}
+    meta = read_meta(agent_file) or {}
     usage = dict(meta.get("usage") or {})
     return {"lm_calls": int(usage.get("lm_calls") or 0), "prompt_tokens": int(usage.get("prompt_tokens") or 0),
             "completion_tokens": int(usage.get("completion_tokens") or 0), "cost": usage.get("cost"),

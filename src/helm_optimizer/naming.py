@@ -1,4 +1,11 @@
-"""How model names, scenarios and methods become file and deployment names.
+"""Every on-disk and HELM-side identity: one function each, used by writers and readers alike.
+
+* :func:`scenario_key`: a run entry's directory name;
+* :func:`model_path`: a model's directories;
+* :func:`agent_path`, :func:`record_path`: where an agent and an evaluation record live;
+* :func:`deployment_name`: the HELM *model* name of a method (what the leaderboard shows);
+* :func:`agent_deployment_name`: the HELM deployment that serves one agent file;
+* :func:`helm_run_name`: the HELM run (directory) name of one evaluation.
 
 Agents live at ``agents/<scenario key>/<model path>/<optimizer>.json``:
 
@@ -13,7 +20,9 @@ Agents live at ``agents/<scenario key>/<model path>/<optimizer>.json``:
 
 from __future__ import annotations
 
+import hashlib
 import re
+from pathlib import Path
 from urllib.parse import quote, unquote
 
 from helm_optimizer.errors import ConfigError
@@ -22,18 +31,26 @@ __all__ = [
     "METHOD_BASELINE",
     "METHOD_ZS_COT",
     "METHOD_ZS_PREDICT",
+    "ZERO_SHOT_METHODS",
+    "agent_deployment_name",
+    "agent_path",
     "deployment_name",
+    "helm_run_name",
     "method_label",
     "method_slug",
     "model_from_path",
     "model_path",
     "parse_run_entry",
+    "record_path",
     "scenario_key",
 ]
 
 METHOD_BASELINE = "baseline"
 METHOD_ZS_PREDICT = "ZeroShotPredict"
 METHOD_ZS_COT = "ZeroShotCoT"
+ZERO_SHOT_METHODS = (METHOD_ZS_PREDICT, METHOD_ZS_COT)
+# Longest HELM run name kept whole: HELM makes it a directory name (255 bytes on most file systems).
+_MAX_RUN_NAME = 180
 
 _SAFE = "-_.+@=,~"
 _ENTRY_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
@@ -120,3 +137,49 @@ def deployment_name(model_name: str, method: str) -> str:
 
 def method_label(method: str) -> str:
     return _METHOD_LABELS.get(method, f"DSPy {method}")
+
+
+def _fold_suffix(fold: int | None) -> str:
+    return "" if fold is None else f".fold{fold}"
+
+
+def agent_path(agents_dir: str | Path, scenario: str, model: str, optimizer: str, fold: int | None = None) -> Path:
+    """``<agents dir>/<scenario key>/<model path>/<optimizer>[.fold<k>].json``."""
+    return Path(agents_dir) / scenario / model_path(model) / f"{optimizer}{_fold_suffix(fold)}.json"
+
+
+def record_path(output_dir: str | Path, scenario: str, model: str, method: str, fold: int | None = None) -> Path:
+    """``<output>/evaluations/<scenario key>/<model path>/<method>[.fold<k>].json``."""
+    return Path(output_dir) / "evaluations" / scenario / model_path(model) / f"{method}{_fold_suffix(fold)}.json"
+
+
+def agent_deployment_name(model_name: str, method: str, scenario: str, fold: int | None = None) -> str:
+    """The HELM deployment serving the agent of ``method`` for ``model_name`` on ``scenario`` (and fold).
+
+    Its HELM model is :func:`deployment_name` (one leaderboard row per model and method); the
+    deployment itself names the agent file, so the client never has to guess which one to load.
+    """
+    digest = hashlib.sha256(scenario.encode("utf-8")).hexdigest()[:10]
+    return f"{deployment_name(model_name, method)}@{digest}{_fold_suffix(fold)}"
+
+
+def helm_run_name(entry_name: str, args: dict[str, str], deployment: str, *, eval_limit: int | None,
+                  seed: int, fold: int | None) -> str:
+    """HELM run name of one evaluation: readable, unique, and short enough to be a directory name.
+
+    HELM turns ``/`` into ``_`` in run names; a name longer than a directory name may be keeps its
+    beginning and ends in a hash of the whole, so that different runs never share a directory.
+    """
+    parts = [*(f"{k}={v}" for k, v in sorted(args.items())), f"model={deployment}"]
+    if eval_limit is not None:
+        parts.append(f"eval_limit={eval_limit}")
+    if eval_limit is not None or fold is not None:
+        parts.append(f"seed={seed}")
+    if fold is not None:
+        parts.append(f"fold={fold}")
+    name = (entry_name + ":" + ",".join(parts)).replace("/", "_")
+    if len(name.encode("utf-8")) <= _MAX_RUN_NAME:
+        return name
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:16]
+    head = name.encode("utf-8")[: _MAX_RUN_NAME - len(digest) - 1].decode("utf-8", errors="ignore")
+    return f"{head}~{digest}"

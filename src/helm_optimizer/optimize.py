@@ -179,12 +179,13 @@ def optimize(config: OptimizeConfig, *, plugins: tuple[str, ...] = (), progress:
                             notes=list(dict.fromkeys(first.notes)))
     for fold in folds:
         dataset = first if fold == first.fold else dataset_for(fold)
-        result.agents.append(_optimize_one(config, optimizer, dataset, emit, UsageMeter, build_lm, adapter_for))
+        result.agents.append(_optimize_one(config, optimizer, dataset, emit, UsageMeter, build_lm, adapter_for,
+                                           eval_limit=eval_limit))
     return result
 
 
 def _optimize_one(config: OptimizeConfig, optimizer: Any, dataset: Any, emit: ProgressSink, meter_cls: Any,
-                  build_lm: Any, adapter_for: Any) -> AgentResult:
+                  build_lm: Any, adapter_for: Any, *, eval_limit: int | None) -> AgentResult:
     import dspy
 
     from helm_optimizer.agents.program import make_program
@@ -296,6 +297,7 @@ def _optimize_one(config: OptimizeConfig, optimizer: Any, dataset: Any, emit: Pr
             "strategy": dataset.strategy, "provenance": dataset.provenance, "notes": dataset.notes,
             "main_metric": dataset.main_metric, "eval_size": len(dataset.eval_ids),
             "eval_ids_fingerprint": fingerprint(dataset.eval_ids), "test_size": dataset.test_size,
+            "eval_limit": eval_limit,
         },
         "scores": {"metric": dataset.main_metric, "val_before": val_before, "val_after": val_after},
         "usage": usage,

@@ -18,7 +18,7 @@ import sys
 from typing import Any
 
 try:  # a failure here must not kill the forkserver; the child then imports lazily
-    from helm_optimizer.plugin.loading import prepare_helm
+    from helm_optimizer.helm.loading import prepare_helm
 
     prepare_helm()
     import dspy  # noqa: F401

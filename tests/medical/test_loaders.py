@@ -248,16 +248,16 @@ def test_no_data_dir_defers_to_helm(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 @pytest.mark.parametrize("name", sorted(MEDICAL_BENCHMARKS))
 def test_registry_classes_are_created_by_helm(name: str, fixture_dir: Path, tmp_path: Path) -> None:
     entry = MEDICAL_BENCHMARKS[name]
-    helm_scenario = create_object(ObjectSpec(class_name=entry.helm_scenario_class, args={}))
+    helm_scenario = create_object(ObjectSpec(class_name=entry.profile.helm_scenario_class, args={}))
     helm_class = helm_scenario.__class__
     scenario = create_object(
-        ObjectSpec(class_name=entry.local_scenario_class, args={"data_dir": str(fixture_dir)})
+        ObjectSpec(class_name=entry.profile.local_scenario_class, args={"data_dir": str(fixture_dir)})
     )
     assert isinstance(scenario, helm_class)
     assert scenario.name == name
     assert scenario.definition_path == helm_scenario.definition_path  # a link to HELM's loader
     assert scenario.get_instances(str(tmp_path))
-    for relative in entry.test_files:
+    for relative in entry.profile.test_files:
         assert (fixture_dir / relative).is_file()
-    if entry.corrected_metric_class is not None:
-        assert create_object(ObjectSpec(class_name=entry.corrected_metric_class, args={})).get_metadata()
+    if entry.profile.corrected_metric_class is not None:
+        assert create_object(ObjectSpec(class_name=entry.profile.corrected_metric_class, args={})).get_metadata()

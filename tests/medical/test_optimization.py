@@ -159,11 +159,11 @@ def test_registry_entries() -> None:
     assert sorted(MEDICAL_BENCHMARKS) == ["head_qa", "medbullets", "medcalc_bench", "medec"]
     for name, entry in MEDICAL_BENCHMARKS.items():
         assert entry.name == name
-        assert entry.license and entry.source
-    assert MEDICAL_BENCHMARKS["medcalc_bench"].corrected_metric_class == (
+        assert entry.profile.license and entry.profile.source
+    assert MEDICAL_BENCHMARKS["medcalc_bench"].profile.corrected_metric_class == (
         "helm_optimizer.metrics.medcalc.MedCalcBenchCorrectedMetric"
     )
-    assert MEDICAL_BENCHMARKS["head_qa"].corrected_metric_class is None
+    assert MEDICAL_BENCHMARKS["head_qa"].profile.corrected_metric_class is None
 
 
 def test_dispatcher_rejects_unknown_names(fixture_dir: Path) -> None:

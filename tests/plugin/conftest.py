@@ -27,7 +27,7 @@ def server() -> Iterator[FakeOpenAIServer]:
 @pytest.fixture(scope="session")
 def prod_env(server: FakeOpenAIServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A helm-run --local-path with the baseline deployment of MODEL on the fake server."""
-    from helm_optimizer.plugin.deployments import DeploymentSet, baseline_deployment, core_set, write_prod_env
+    from helm_optimizer.helm.deployments import DeploymentSet, baseline_deployment, core_set, write_prod_env
 
     path = tmp_path_factory.mktemp("prod_env")
     out = DeploymentSet(tokenizer_configs=list(core_set().tokenizer_configs))
@@ -41,7 +41,7 @@ def helm_state(tmp_path: Path) -> Iterator[None]:
     """Undo what in-process plugin imports from ``tmp_path`` leave behind (modules, run specs, sys.path)."""
     from helm.benchmark.run_spec import _REGISTERED_RUN_SPEC_FUNCTIONS
 
-    from helm_optimizer.plugin import loading
+    from helm_optimizer.helm import loading
 
     path_before = list(sys.path)
     modules_before = set(sys.modules)

@@ -78,7 +78,7 @@ def test_path_plugin_that_raises(prod_env: Path, tmp_path: Path, helm_state: Non
 
 
 def test_missing_plugin_file(tmp_path: Path) -> None:
-    from helm_optimizer.plugin.loading import import_plugins
+    from helm_optimizer.helm.loading import import_plugins
 
     with pytest.raises(PluginError, match=r"is not a file; give a module name or the path of a \.py file"):
         import_plugins([str(tmp_path / "nope.py")])
@@ -87,7 +87,7 @@ def test_missing_plugin_file(tmp_path: Path) -> None:
 def test_failing_entry_point_raises_in_our_loader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                  helm_state: None) -> None:
     """HELM logs a warning and goes on (test_entry_points); prepare_helm / run_benchmark stop."""
-    from helm_optimizer.plugin.loading import load_entry_point_plugins, prepare_helm
+    from helm_optimizer.helm.loading import load_entry_point_plugins, prepare_helm
 
     uid = _uid()
     site = tmp_path / "site"
@@ -136,7 +136,7 @@ def test_metric_class_in_a_missing_module_is_named(prod_env: Path, tmp_path: Pat
 def test_two_plugins_registering_one_run_spec_name(tmp_path: Path, helm_state: None) -> None:
     from helm.benchmark.run import import_user_plugins
 
-    from helm_optimizer.plugin.loading import import_plugins
+    from helm_optimizer.helm.loading import import_plugins
 
     uid = _uid()
     first = _plugin(tmp_path / "a", f"hopt_dup_first_{uid}", f"hopt_dup_{uid}")
@@ -156,7 +156,7 @@ def test_two_plugins_registering_one_run_spec_name(tmp_path: Path, helm_state: N
 
 
 def test_plugin_reusing_a_helm_run_spec_name(tmp_path: Path, helm_state: None) -> None:
-    from helm_optimizer.plugin.loading import import_plugins
+    from helm_optimizer.helm.loading import import_plugins
 
     plugin = _plugin(tmp_path, f"hopt_mmlu_{_uid()}", "mmlu")
     with pytest.raises(PluginError, match=r"^Run spec 'mmlu' is registered twice: by module "
@@ -166,7 +166,7 @@ def test_plugin_reusing_a_helm_run_spec_name(tmp_path: Path, helm_state: None) -
 
 def test_two_path_plugins_with_one_file_name(tmp_path: Path, helm_state: None) -> None:
     """ubelt imports by module name, so HELM would silently reuse the first file for the second."""
-    from helm_optimizer.plugin.loading import import_plugins
+    from helm_optimizer.helm.loading import import_plugins
 
     uid = _uid()
     first = _plugin(tmp_path / "a", f"hopt_same_{uid}", f"hopt_same_a_{uid}")
@@ -183,7 +183,7 @@ def test_broken_module_in_the_run_specs_namespace_is_named(tmp_path: Path, monke
                                                            helm_state: None) -> None:
     import helm.benchmark.run_specs as run_specs_pkg
 
-    from helm_optimizer.plugin.loading import discover_run_specs, extend_run_specs_namespace
+    from helm_optimizer.helm.loading import discover_run_specs, extend_run_specs_namespace
 
     uid = _uid()
     tree = tmp_path / "tree" / "helm" / "benchmark" / "run_specs"

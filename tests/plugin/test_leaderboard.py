@@ -180,5 +180,5 @@ def test_agents_dir_env_var_registers_the_deployments(board: Leaderboard, tmp_pa
     assert proc.stdout.splitlines() == sorted([
         f"{MODEL} helm_optimizer.plugin.clients.OpenAICompatibleClient None",
         f"{DEPLOYMENTS['agent']} helm_optimizer.plugin.agent_client.AgentClient {agents_dir}",
-        f"{DEPLOYMENTS['zs-cot']} helm_optimizer.plugin.agent_client.AgentClient {agents_dir}",
+        f"{DEPLOYMENTS['zs-cot']} helm_optimizer.plugin.agent_client.AgentClient None",
     ])

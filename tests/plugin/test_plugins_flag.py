@@ -83,7 +83,7 @@ def test_helm_loader_forgets_the_plugin_directory_ours_keeps_it(tmp_path: Path, 
     from helm.benchmark.run import import_user_plugins
     from helm.benchmark.run_spec import get_run_spec_function
 
-    from helm_optimizer.plugin.loading import import_plugins
+    from helm_optimizer.helm.loading import import_plugins
 
     uid = uuid.uuid4().hex[:8]
     name, sibling = f"hopt_lazy_{uid}", f"hopt_lazy_sibling_{uid}"

@@ -4,19 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from helm_optimizer.plugin.agent_client import scenario_candidates
 from helm_optimizer.serving.fake import FakeOpenAIServer
-
-
-def test_scenario_candidates_for_helm_run_names() -> None:
-    assert scenario_candidates("local_arith:model=openai_x-dspy-fs-miprov2") == (["local_arith"], None)
-    # hopt_* run specs find agents optimized for the HELM name or for the hopt_ name itself.
-    assert scenario_candidates("hopt_medbullets:data_dir=/d,fold=1,model=m") == (
-        ["medbullets", "hopt_medbullets"], 1)
-    assert scenario_candidates("hopt_head_qa:language=en,model=m") == (
-        ["head_qa,language=en", "hopt_head_qa,language=en", "head_qa", "hopt_head_qa"], None)
-    assert scenario_candidates(None) == ([], None)
-
 
 
 def test_compatible_client_splits_requests_for_many_completions(server: FakeOpenAIServer, tmp_path: Path) -> None:

@@ -161,7 +161,7 @@ def test_second_build_comes_from_the_cache(tmp_path: Path, monkeypatch: pytest.M
     load_dataset("head_qa", data_dir=DEMO_DATA, cache_dir=tmp_path)
     cached = list((tmp_path / "datasets").glob("scenario-*.pkl.gz"))
     assert len(cached) == 1
-    from helm_optimizer.scenarios import helm_task
+    from helm_optimizer.helm import task as helm_task
 
     def refuse(self: object, cache_root: Path) -> list[object]:
         raise AssertionError("instances should come from the cache")

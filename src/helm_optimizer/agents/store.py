@@ -21,7 +21,7 @@ from typing import Any
 from helm_optimizer._io import make_encodable, read_json, write_bytes_atomic, write_json_atomic
 from helm_optimizer.agents.program import load_program
 from helm_optimizer.errors import AgentError, AgentExistsError
-from helm_optimizer.naming import model_from_path, model_path
+from helm_optimizer.naming import agent_path, model_from_path
 
 __all__ = [
     "AgentInfo",
@@ -38,11 +38,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 _NAME_RE = re.compile(r"^(?P<optimizer>[^.]+?)(?:\.fold(?P<fold>\d+))?\.json$")
-
-
-def agent_path(agents_dir: Path, scenario: str, model: str, optimizer: str, fold: int | None = None) -> Path:
-    name = f"{optimizer}.json" if fold is None else f"{optimizer}.fold{fold}.json"
-    return Path(agents_dir) / scenario / model_path(model) / name
 
 
 def meta_path(path: Path) -> Path:

@@ -22,7 +22,7 @@ def register(
 ) -> None:
     setup_logging(None)
     from helm_optimizer.errors import ConfigError
-    from helm_optimizer.plugin.deployments import (
+    from helm_optimizer.helm.deployments import (
         DeploymentSet,
         agent_deployments,
         baseline_deployment,

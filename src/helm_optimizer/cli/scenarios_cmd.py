@@ -24,7 +24,7 @@ def list_scenarios(
     setup_logging(None)
     from rich.table import Table
 
-    from helm_optimizer.plugin.loading import prepare_helm, run_spec_names
+    from helm_optimizer.helm.loading import prepare_helm, run_spec_names
     from helm_optimizer.scenarios.custom import CUSTOM_SCENARIOS
     from helm_optimizer.scenarios.medical import MEDICAL_BENCHMARKS
 
@@ -80,7 +80,7 @@ def show(
     if run_entry.split(":")[0] in CUSTOM_SCENARIOS:
         console.print(f"custom scenario: {len(ds.train)} train / {len(ds.val)} val examples", highlight=False)
         return
-    from helm_optimizer.scenarios.helm_task import build_task
+    from helm_optimizer.helm.task import build_task
 
     task = build_task(run_entry, data_dir=data_dir, plugins=plugin_list, metric=metric)
     console.print(f"run spec: {task.run_spec.name}   adapter: {task.adapter_spec.method}   "

@@ -6,7 +6,9 @@ Compared with HELM's ``helm.clients.dspy_client.DSPyClient`` it
 * is safe under HELM's parallelism (one program per thread-free call, LM scoped per call),
 * reports a failure per instance (an unparseable answer scores as empty) instead of aborting,
 * reads the API key from an environment variable and never writes it anywhere,
-* finds the agent for the current run's scenario (and fold) in an agents directory.
+* loads exactly the agent file its deployment names (``agent_path``); a deployment that names only
+  an agents directory serves the one agent of its model and method there, and refuses when
+  there are several.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from helm.clients.client import CachingClient
 from helm.common.cache import CacheConfig
 from helm.common.request import ErrorFlags, GeneratedOutput, Request, RequestResult, Token, wrap_request_time
 
+from helm_optimizer.helm.task import request_to_inputs
 from helm_optimizer.naming import METHOD_ZS_COT, METHOD_ZS_PREDICT
 
-__all__ = ["EVALUATION_USAGE", "AgentClient", "scenario_candidates"]
+__all__ = ["EVALUATION_USAGE", "AgentClient"]
 
 logger = logging.getLogger(__name__)
 
@@ -31,29 +34,6 @@ logger = logging.getLogger(__name__)
 EVALUATION_USAGE: dict[str, Any] = {}
 _usage_lock = threading.Lock()
 _ZERO_SHOT = {METHOD_ZS_PREDICT: "predict", METHOD_ZS_COT: "cot"}
-_NON_SCENARIO_ARGS = {"model", "model_deployment", "fold", "num_folds", "eval_limit", "seed", "data_dir"}
-
-
-def scenario_candidates(run_spec_name: str | None) -> tuple[list[str], int | None]:
-    """Candidate scenario keys for a HELM run spec name (most specific first) and its fold."""
-    from helm_optimizer.naming import parse_run_entry, scenario_key
-
-    if not run_spec_name:
-        return [], None
-    try:
-        name, args = parse_run_entry(run_spec_name)
-    except Exception:
-        name, args = run_spec_name.split(":", 1)[0], {}
-    fold = int(args["fold"]) if args.get("fold", "").isdigit() else None
-    # ``hopt_medbullets`` evaluates agents optimized for ``medbullets`` (or for ``hopt_medbullets`` itself).
-    names = [name[len("hopt_"):], name] if name.startswith("hopt_") else [name]
-    kept = {k: v for k, v in args.items() if k not in _NON_SCENARIO_ARGS and v not in ("None", "")}
-    candidates: list[str] = []
-    if kept:
-        suffix = ":" + ",".join(f"{k}={v}" for k, v in kept.items())
-        candidates.extend(scenario_key(n + suffix) for n in names)
-    candidates.extend(scenario_key(n) for n in names)
-    return candidates, fold
 
 
 class AgentClient(CachingClient):  # type: ignore[misc]
@@ -96,22 +76,24 @@ class AgentClient(CachingClient):  # type: ignore[misc]
             return None, _ZERO_SHOT[self.method]
         if self.agent_path is not None:
             return self.agent_path, self.program_kind or ""
-        from helm.benchmark.runner import _get_current_run_spec_name
-
-        from helm_optimizer.agents.store import find_agent
-
-        candidates, fold = scenario_candidates(_get_current_run_spec_name())
         if self.agents_dir is None:
             raise _Fatal(f"Deployment for {self.model} / {self.method} has neither agents_dir nor agent_path.")
-        found = find_agent(self.agents_dir, candidates, self.model, self.method, fold)
-        if found is None:
-            where = ", ".join(str(self.agents_dir / c) for c in candidates) or str(self.agents_dir)
-            fold_note = f" (fold {fold})" if fold is not None else ""
+        from helm_optimizer.agents.store import list_agents
+        from helm_optimizer.naming import agent_deployment_name
+
+        found = [a for a in list_agents(self.agents_dir) if a.model == self.model and a.optimizer == self.method]
+        if len(found) == 1:
+            return found[0].path, self.program_kind or ""
+        if not found:
             raise _Fatal(
-                f"No {self.method} agent{fold_note} for model {self.model} under {where}; "
+                f"No {self.method} agent for model {self.model} under {self.agents_dir}; "
                 "run `helm-optimizer optimize` for this scenario and model first."
             )
-        return found, self.program_kind or ""
+        names = ", ".join(agent_deployment_name(self.model, self.method, a.scenario, a.fold) for a in found)
+        raise _Fatal(
+            f"{self.agents_dir} holds {len(found)} {self.method} agents for model {self.model} (several scenarios "
+            f"or folds); choose one with model_deployment=<one of: {names}> (see `helm-optimizer register`)."
+        )
 
     def _program(self) -> tuple[Any, str]:
         path, kind = self._resolve_agent()
@@ -138,8 +120,6 @@ class AgentClient(CachingClient):  # type: ignore[misc]
 
     # -- requests ----------------------------------------------------------------------------
     def make_request(self, request: Request) -> RequestResult:
-        from helm_optimizer.scenarios.helm_task import request_to_inputs
-
         try:
             program, agent_fp = self._program()
         except _Fatal as exc:

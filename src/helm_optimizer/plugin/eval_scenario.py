@@ -1,13 +1,13 @@
 """A HELM scenario that evaluates a deterministic subset (and fold) of another scenario's test split.
 
 Every method of a sweep is evaluated on exactly the same instances: the subset is chosen by
-:func:`helm_optimizer.scenarios.dataset.eval_plan` from the inner scenario's test ids and the seed,
-the same function that decides which instances an agent may be optimized on.
+:func:`helm_optimizer.helm.subsets.eval_plan` from the inner scenario's test ids and the seed,
+the same function that decides which instances an agent may be optimized on. Everything the
+scenario needs is in its arguments, so every process that reads the run spec rebuilds it.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from helm.benchmark.scenarios.scenario import (
@@ -18,15 +18,15 @@ from helm.benchmark.scenarios.scenario import (
     with_instance_ids,
 )
 
-__all__ = ["EvalSubsetScenario", "format_subset", "parse_subset"]
+from helm_optimizer.helm.subsets import eval_plan, parse_subset
+
+__all__ = ["EvalSubsetScenario"]
 
 
 class EvalSubsetScenario(Scenario):  # type: ignore[misc]
     """``of``: the inner scenario's class name; ``subset``: ``seed=S,limit=N,fold=K,folds=F,split=test``.
 
-    Every other argument goes to the inner scenario. An argument value ``$NAME`` is read from the
-    environment variable NAME (used for data directories, which would otherwise make HELM's
-    leaderboard file names too long); the evaluation record keeps the real path.
+    Every other argument goes to the inner scenario unchanged.
     """
 
     name = "eval_subset"
@@ -35,8 +35,7 @@ class EvalSubsetScenario(Scenario):  # type: ignore[misc]
 
     def __init__(self, of: str, subset: str = "", **inner_args: Any) -> None:
         super().__init__()
-        args = {k: _expand(v) for k, v in inner_args.items()}
-        self.inner_spec = ScenarioSpec(class_name=of, args=args)
+        self.inner_spec = ScenarioSpec(class_name=of, args=dict(inner_args))
         self.inner = create_scenario(self.inner_spec)
         self.name = self.inner.name
         self.description = getattr(self.inner, "description", self.description)
@@ -49,8 +48,6 @@ class EvalSubsetScenario(Scenario):  # type: ignore[misc]
         self.main_split = options.get("split", "test")
 
     def get_instances(self, output_path: str) -> list[Instance]:
-        from helm_optimizer.scenarios.dataset import eval_plan
-
         instances = list(self.inner.get_instances(output_path))
         if any(instance.id is None for instance in instances):
             instances = with_instance_ids(instances)
@@ -62,31 +59,3 @@ class EvalSubsetScenario(Scenario):  # type: ignore[misc]
 
     def get_metadata(self) -> Any:
         return self.inner.get_metadata()
-
-
-def parse_subset(subset: str) -> dict[str, str]:
-    out = {}
-    for part in filter(None, subset.split(",")):
-        key, _, value = part.partition("=")
-        out[key.strip()] = value.strip()
-    return out
-
-
-def format_subset(*, seed: int, eval_limit: int | None, fold: int | None, num_folds: int, split: str) -> str:
-    parts = [f"seed={seed}"]
-    if eval_limit is not None:
-        parts.append(f"limit={eval_limit}")
-    if fold is not None:
-        parts += [f"fold={fold}", f"folds={num_folds}"]
-    if split != "test":
-        parts.append(f"split={split}")
-    return ",".join(parts)
-
-
-def _expand(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith("$") and len(value) > 1:
-        name = value[1:]
-        if name not in os.environ:
-            raise ValueError(f"Scenario argument {value} names an environment variable that is not set")
-        return os.environ[name]
-    return value

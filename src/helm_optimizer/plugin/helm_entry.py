@@ -20,9 +20,9 @@ logger = logging.getLogger(__name__)
 
 prepare_nltk()
 
+from helm_optimizer.helm.deployments import env_agents_dirs, register_agents_dir, register_core  # noqa: E402
+from helm_optimizer.helm.loading import extend_run_specs_namespace  # noqa: E402
 from helm_optimizer.plugin import run_specs as _run_specs  # noqa: E402,F401  (registers run specs)
-from helm_optimizer.plugin.deployments import env_agents_dirs, register_agents_dir, register_core  # noqa: E402
-from helm_optimizer.plugin.loading import extend_run_specs_namespace  # noqa: E402
 
 register_core()
 for _agents_dir in env_agents_dirs():

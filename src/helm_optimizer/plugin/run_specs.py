@@ -9,43 +9,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from typing import Any
 
 from helm.benchmark.run_spec import RunSpec, run_spec_function
 
-__all__ = ["evaluation_run_spec"]
+from helm_optimizer.helm.profiles import apply_profile
+from helm_optimizer.helm.subsets import evaluation_run_spec
 
-
-def evaluation_run_spec(run_spec: Any, *, name: str, seed: int = 0, eval_limit: int | None = None,
-                        fold: int | None = None, num_folds: int = 1, main_split: str = "test") -> Any:
-    """``run_spec`` evaluated on a deterministic subset / fold of its test split, renamed ``name``.
-
-    A run spec without groups gets one named after the scenario, so HELM's leaderboard shows it.
-    """
-    import hashlib
-
-    from helm.benchmark.scenarios.scenario import ScenarioSpec
-
-    from helm_optimizer.plugin.eval_scenario import format_subset
-
-    groups = list(run_spec.groups) or [name.split(":", 1)[0]]
-    if eval_limit is None and num_folds <= 1:
-        return dataclasses.replace(run_spec, name=name, groups=groups)
-    inner_args = dict(run_spec.scenario_spec.args)
-    data_dir = inner_args.get("data_dir")
-    if isinstance(data_dir, str) and data_dir and not data_dir.startswith("$"):
-        # A long path in the scenario arguments makes HELM's leaderboard file names too long.
-        variable = "HELM_OPTIMIZER_DATA_DIR_" + hashlib.sha256(data_dir.encode()).hexdigest()[:8].upper()
-        os.environ[variable] = data_dir
-        inner_args["data_dir"] = "$" + variable
-    subset = format_subset(seed=seed, eval_limit=eval_limit, fold=fold, num_folds=num_folds, split=main_split)
-    spec = ScenarioSpec(
-        class_name="helm_optimizer.plugin.eval_scenario.EvalSubsetScenario",
-        args={"of": run_spec.scenario_spec.class_name, "subset": subset, **inner_args},
-    )
-    return dataclasses.replace(run_spec, name=name, scenario_spec=spec, groups=groups)
+__all__ = ["hopt_head_qa", "hopt_medbullets", "hopt_medcalc_bench", "hopt_medec"]
 
 
 def _optional_int(value: Any) -> int | None:
@@ -54,8 +26,6 @@ def _optional_int(value: Any) -> int | None:
 
 def _medical_variant(helm_name: str, base: RunSpec, args: dict[str, str | None], *, data_dir: str | None,
                      seed: str, eval_limit: str | None, fold: str | None, num_folds: str) -> RunSpec:
-    from helm_optimizer.scenarios.profiles import apply_profile
-
     resolved = data_dir or os.environ.get("HELM_OPTIMIZER_DATA_DIR") or None
     run_spec, _, _, _ = apply_profile(helm_name, base, resolved)
     parts = [f"{k}={v}" for k, v in args.items() if v is not None]

@@ -26,6 +26,7 @@ from typing import Any
 
 from helm_optimizer._io import fingerprint
 from helm_optimizer.errors import DataError, LeakageError
+from helm_optimizer.helm.subsets import eval_plan
 
 __all__ = [
     "STRATEGY_CROSS_FIT",
@@ -33,7 +34,6 @@ __all__ = [
     "STRATEGY_SCENARIO",
     "ScenarioDataset",
     "default_cache_root",
-    "eval_plan",
     "load_dataset",
 ]
 
@@ -163,24 +163,6 @@ def _cached_instances(cache_root: Path, role: str, key_parts: dict[str, Any], bu
 # ---------------------------------------------------------------------------------------------
 # Splits
 # ---------------------------------------------------------------------------------------------
-def _sorted_ids(ids: Sequence[str]) -> list[str]:
-    return sorted(ids, key=lambda s: (len(s), s))
-
-
-def eval_plan(test_ids: Sequence[str], *, seed: int, eval_limit: int | None, num_folds: int) -> list[list[str]]:
-    """The evaluated test ids, split into ``num_folds`` folds (one fold when not cross-fitting).
-
-    Deterministic in ``seed``; the same function selects the instances of the HELM evaluation runs.
-    """
-    ordered = _sorted_ids(test_ids)
-    rng = random.Random(f"eval-subset:{seed}")
-    rng.shuffle(ordered)
-    chosen = ordered if eval_limit is None else ordered[:eval_limit]
-    if num_folds <= 1:
-        return [_sorted_ids(chosen)]
-    return [_sorted_ids(chosen[k::num_folds]) for k in range(num_folds)]
-
-
 def _sample(items: list[Any], k: int | None, rng: random.Random) -> list[Any]:
     if k is None or k >= len(items):
         return list(items)
@@ -220,7 +202,7 @@ def load_dataset(entry: str, *, data_dir: str | Path | None = None, seed: int = 
         from helm_optimizer.errors import ConfigError
 
         raise ConfigError(f"on_overlap must be 'refuse' or 'drop', not {on_overlap!r}.")
-    from helm_optimizer.plugin.loading import prepare_helm
+    from helm_optimizer.helm.loading import prepare_helm
 
     prepare_helm(plugins=plugins)
     if name in CUSTOM_SCENARIOS:
@@ -254,8 +236,8 @@ def _helm_dataset(entry: str, *, data_dir: str | Path | None, seed: int, limit: 
                   plugins: Sequence[str], metric: str | None, cache_root: Path, on_overlap: str) -> ScenarioDataset:
     from helm.benchmark.scenarios.scenario import TRAIN_SPLIT, VALID_SPLIT
 
+    from helm_optimizer.helm.task import build_task
     from helm_optimizer.metrics.helm_metric import HelmScorer
-    from helm_optimizer.scenarios.helm_task import build_task
     task = build_task(entry, data_dir=data_dir, plugins=plugins, metric=metric)
     spec_key = {"entry": task.name, "args": task.args, "scenario": task.scenario_spec.class_name,
                 "scenario_args": task.scenario_spec.args, "files": _file_stamp(task.data_dir)}
@@ -272,7 +254,7 @@ def _helm_dataset(entry: str, *, data_dir: str | Path | None, seed: int, limit: 
     train_pool = [i for i in instances if i.split == TRAIN_SPLIT]
     valid_pool = [i for i in instances if i.split == VALID_SPLIT and task.main_split != VALID_SPLIT]
     strategy = STRATEGY_SCENARIO
-    if task.medical is not None and not train_pool and not valid_pool:
+    if task.profile is not None and not train_pool and not valid_pool:
         from helm_optimizer.scenarios.medical import optimization_instances
 
         scenario_args = {k: v for k, v in task.scenario_spec.args.items() if k != "data_dir"}

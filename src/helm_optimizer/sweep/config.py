@@ -243,10 +243,10 @@ def _known_keys(loc: tuple[Any, ...]) -> list[str]:
 
 def validate_sweep(config: SweepConfig, *, source: Path | None = None) -> list[str]:
     """Resolve every name and key of the sweep before any LM call; returns notes for the user."""
+    from helm_optimizer.helm.loading import get_run_spec_function, prepare_helm
     from helm_optimizer.lm import resolve_api_key
     from helm_optimizer.naming import METHOD_BASELINE, parse_run_entry
     from helm_optimizer.optimizers import OPTIMIZERS
-    from helm_optimizer.plugin.loading import get_run_spec_function, prepare_helm
     from helm_optimizer.scenarios.custom import CUSTOM_SCENARIOS
 
     where = f"{source}: " if source else ""

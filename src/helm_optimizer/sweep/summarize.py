@@ -27,14 +27,14 @@ def write_deployments(config: SweepConfig) -> list[Path]:
     ``helm-summarize`` and ``helm-server`` read model names and display names from there; the
     ``helm-run`` commands printed by ``helm-optimizer register`` read the same files.
     """
-    from helm_optimizer.naming import METHOD_BASELINE
-    from helm_optimizer.plugin.deployments import (
+    from helm_optimizer.helm.deployments import (
         DeploymentSet,
         agent_deployments,
         baseline_deployment,
         core_set,
         write_prod_env,
     )
+    from helm_optimizer.naming import METHOD_BASELINE
 
     _, local_path = helm_dirs(config)
     out = core_set()

@@ -17,7 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from helm_optimizer._io import os_error
 from helm_optimizer.errors import ConfigError, DataError, HelmOptimizerError
+from helm_optimizer.helm.loading import get_run_spec_function, prepare_helm, validate_run_spec_classes
+from helm_optimizer.helm.profiles import ScenarioProfile, apply_profile
+from helm_optimizer.helm.runner import quiet_stdout
 from helm_optimizer.naming import parse_run_entry, scenario_key
 
 __all__ = [
@@ -79,7 +83,7 @@ class HelmTask:
     main_metric: str
     main_split: str
     data_dir: str | None
-    medical: Any | None = None
+    profile: ScenarioProfile | None = None
     notes: list[str] = field(default_factory=list)
     _adapter: Any = field(default=None, repr=False)
     _metric_service: Any = field(default=None, repr=False)
@@ -136,16 +140,12 @@ class HelmTask:
             from helm.common.cache_backend_config import BlackHoleCacheBackendConfig
             from helm.proxy.services.server_service import ServerService
 
-            from helm_optimizer.plugin.runner import quiet_stdout
-
             # One per user: another user's directory in a shared /tmp would not be writable.
             user = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
             base = Path(tempfile.gettempdir()) / f"helm-optimizer-prod-env-{user}"
             try:
                 base.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                from helm_optimizer._io import os_error
-
                 raise os_error(base, exc) from exc
             with quiet_stdout():
                 service = ServerService(base_path=str(base), root_mode=True,
@@ -231,8 +231,6 @@ def build_task(entry: str, *, data_dir: str | os.PathLike[str] | None = None,
                plugins: Sequence[str] = (), metric: str | None = None,
                output_path: Path | None = None) -> HelmTask:
     """Build the HELM task for a run entry (built-in or from a plugin)."""
-    from helm_optimizer.plugin.loading import get_run_spec_function, prepare_helm, validate_run_spec_classes
-
     name, args = parse_run_entry(entry)
     prepare_helm(plugins=plugins)
     get_run_spec_function(name)  # unknown names fail here with suggestions
@@ -264,10 +262,8 @@ def build_task(entry: str, *, data_dir: str | os.PathLike[str] | None = None,
             f"{', '.join(SUPPORTED_ADAPTER_METHODS)}."
         )
 
-    from helm_optimizer.scenarios.profiles import apply_profile
-
     resolved_dir = str(data_dir) if data_dir is not None else os.environ.get("HELM_OPTIMIZER_DATA_DIR") or None
-    run_spec, medical, override, notes = apply_profile(name, run_spec, resolved_dir)
+    run_spec, profile, override, notes = apply_profile(name, run_spec, resolved_dir)
     validate_run_spec_classes(run_spec)
     main_metric, main_split = _main_metric_and_split(run_spec, metric or override)
     return HelmTask(
@@ -279,7 +275,7 @@ def build_task(entry: str, *, data_dir: str | os.PathLike[str] | None = None,
         main_metric=main_metric,
         main_split=main_split,
         data_dir=resolved_dir,
-        medical=medical,
+        profile=profile,
         notes=notes,
     )
 

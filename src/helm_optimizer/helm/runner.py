@@ -97,7 +97,7 @@ def run_benchmark(
     dry_run: bool = False,
 ) -> BenchmarkResult:
     """Run HELM on ``run_entries`` (``helm-run --run-entries`` syntax) and/or ready ``run_specs``."""
-    from helm_optimizer.plugin.loading import prepare_helm, validate_run_spec_classes
+    from helm_optimizer.helm.loading import prepare_helm, validate_run_spec_classes
 
     if not run_entries and not run_specs:
         raise ConfigError("run_benchmark needs run entries (e.g. 'mmlu:subject=anatomy,model=openai/gpt2') "

@@ -20,6 +20,8 @@ from typing import Any
 from helm_optimizer.naming import (
     METHOD_ZS_COT,
     METHOD_ZS_PREDICT,
+    ZERO_SHOT_METHODS,
+    agent_deployment_name,
     deployment_name,
     method_label,
 )
@@ -27,6 +29,8 @@ from helm_optimizer.naming import (
 __all__ = [
     "DeploymentSet",
     "agent_deployments",
+    "agent_file_deployment",
+    "agents_dir_deployments",
     "baseline_deployment",
     "register",
     "register_agents_dir",
@@ -39,6 +43,7 @@ logger = logging.getLogger(__name__)
 
 APPROX_TOKENIZER = "helm-optimizer/approx"
 PROMPT_BUILDER = "helm-optimizer/prompt-builder"
+AGENT_CLIENT = "helm_optimizer.plugin.agent_client.AgentClient"
 _TEXT_TAGS = ["TEXT_MODEL_TAG", "LIMITED_FUNCTIONALITY_TEXT_MODEL_TAG", "INSTRUCTION_FOLLOWING_MODEL_TAG"]
 _lock = threading.Lock()
 _registered: dict[str, str] = {}  # kind:name -> fingerprint of what HELM holds
@@ -110,33 +115,63 @@ def baseline_deployment(lm: dict[str, Any], *, max_sequence_length: int = 128_00
     )
 
 
+def _agent_deployment(lm: dict[str, Any], method: str, name: str, args: dict[str, Any], *,
+                      max_sequence_length: int) -> dict[str, Any]:
+    return {
+        "name": name, "model_name": deployment_name(lm["model"], method), "tokenizer_name": APPROX_TOKENIZER,
+        "max_sequence_length": max_sequence_length,
+        "client_spec": {"class_name": AGENT_CLIENT, "args": {"method": method, "model": lm["model"], "lm": lm,
+                                                             **args}},
+    }
+
+
+def _method_metadata(model: str, method: str) -> dict[str, Any]:
+    name = deployment_name(model, method)
+    return _metadata(name, f"{model} ({method_label(method)})",
+                     f"{model} answering through a DSPy program ({method_label(method)}).")
+
+
 def agent_deployments(lm: dict[str, Any], methods: Iterable[str], *, agents_dir: str | None,
                       max_sequence_length: int = 128_000) -> DeploymentSet:
-    """One deployment per method for the model in ``lm`` (public LM config, no secret)."""
+    """One deployment per method for the model in ``lm`` (public LM config, no secret).
+
+    Each is named :func:`~helm_optimizer.naming.deployment_name` (HELM's ``<model>-dspy-<method>``).
+    A zero-shot method needs no agent; an optimizer's deployment serves the one agent of that model
+    and optimizer in ``agents_dir`` and refuses, naming the deployments to use instead, when the
+    directory holds several (other scenarios or folds): see :func:`agent_file_deployment`.
+    """
     model = lm["model"]
     out = DeploymentSet()
     for method in methods:
-        name = deployment_name(model, method)
-        out.model_deployments.append({
-            "name": name, "model_name": name, "tokenizer_name": APPROX_TOKENIZER,
-            "max_sequence_length": max_sequence_length,
-            "client_spec": {"class_name": "helm_optimizer.plugin.agent_client.AgentClient",
-                            "args": {"method": method, "model": model, "lm": lm,
-                                     "agents_dir": agents_dir}},
-        })
-        out.models.append(_metadata(name, f"{model} ({method_label(method)})",
-                                    f"{model} answering through a DSPy program ({method_label(method)})."))
+        args = {} if method in ZERO_SHOT_METHODS else {"agents_dir": agents_dir}
+        out.model_deployments.append(_agent_deployment(lm, method, deployment_name(model, method), args,
+                                                       max_sequence_length=max_sequence_length))
+        out.models.append(_method_metadata(model, method))
     return out
 
 
+def agent_file_deployment(lm: dict[str, Any], method: str, *, scenario: str, fold: int | None, agent_file: Path,
+                          max_sequence_length: int = 128_000) -> DeploymentSet:
+    """The deployment serving exactly ``agent_file`` (the ``method`` agent of one scenario and fold).
+
+    Named :func:`~helm_optimizer.naming.agent_deployment_name`; its HELM model is the method's
+    :func:`~helm_optimizer.naming.deployment_name`, so the leaderboard has one row per model and method.
+    """
+    name = agent_deployment_name(lm["model"], method, scenario, fold)
+    deployment = _agent_deployment(lm, method, name, {"agent_path": str(Path(agent_file).resolve())},
+                                   max_sequence_length=max_sequence_length)
+    return DeploymentSet(model_deployments=[deployment], models=[_method_metadata(lm["model"], method)])
+
+
 def scan_agents_dir(agents_dir: Path) -> dict[str, dict[str, Any]]:
-    """``{model: {"lm": public LM config, "methods": [...]}}`` from the agents and their metadata."""
+    """``{model: {"lm": public LM config, "methods": [...], "agents": [AgentInfo, ...]}}`` from the agents."""
     from helm_optimizer.agents.store import list_agents
 
     models: dict[str, dict[str, Any]] = {}
     for info in list_agents(agents_dir):
-        entry = models.setdefault(info.model, {"lm": None, "methods": set()})
+        entry = models.setdefault(info.model, {"lm": None, "methods": set(), "agents": []})
         entry["methods"].add(info.optimizer)
+        entry["agents"].append(info)
         lm = ((info.meta or {}).get("config") or {}).get("lm")
         if lm and entry["lm"] is None:
             entry["lm"] = lm
@@ -145,6 +180,19 @@ def scan_agents_dir(agents_dir: Path) -> dict[str, dict[str, Any]]:
             entry["lm"] = {"model": model}
         entry["methods"] = [METHOD_ZS_PREDICT, METHOD_ZS_COT, *sorted(entry["methods"])]
     return models
+
+
+def agents_dir_deployments(agents_dir: Path) -> DeploymentSet:
+    """Deployments for every model, method and agent file found in ``agents_dir``."""
+    root = str(Path(agents_dir).resolve())
+    out = DeploymentSet()
+    for _model, entry in scan_agents_dir(agents_dir).items():
+        out.extend(baseline_deployment(entry["lm"]))
+        out.extend(agent_deployments(entry["lm"], entry["methods"], agents_dir=root))
+        for info in entry["agents"]:
+            out.extend(agent_file_deployment(entry["lm"], info.optimizer, scenario=info.scenario, fold=info.fold,
+                                             agent_file=info.path))
+    return out
 
 
 def register(deployments: DeploymentSet) -> list[str]:
@@ -196,12 +244,8 @@ def register_core() -> None:
 
 
 def register_agents_dir(agents_dir: Path) -> list[str]:
-    """Register deployments for every model and method found in ``agents_dir``."""
-    out = DeploymentSet()
-    for _model, entry in scan_agents_dir(agents_dir).items():
-        out.extend(baseline_deployment(entry["lm"]))
-        out.extend(agent_deployments(entry["lm"], entry["methods"], agents_dir=str(Path(agents_dir).resolve())))
-    return register(out)
+    """Register deployments for every model, method and agent file found in ``agents_dir``."""
+    return register(agents_dir_deployments(agents_dir))
 
 
 def write_prod_env(local_path: Path, deployments: DeploymentSet) -> list[Path]:
@@ -226,7 +270,7 @@ def write_prod_env(local_path: Path, deployments: DeploymentSet) -> list[Path]:
         if path.is_file():
             loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
             existing = [e for e in loaded.get(key, []) if e.get("name") not in {i["name"] for i in items}]
-        merged = existing + list(items)
+        merged = existing + list({i["name"]: i for i in items}.values())
         write_text_atomic(path, yaml.safe_dump({key: merged}, sort_keys=False, allow_unicode=True))
         written.append(path)
     return written

@@ -8,6 +8,7 @@ any model is called.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import importlib
 import logging
@@ -26,7 +27,9 @@ from helm_optimizer.errors import PluginError, UnknownNameError
 from helm_optimizer.registry import did_you_mean
 
 __all__ = [
+    "OWN_PLUGIN",
     "check_class_name",
+    "declared_run_spec_names",
     "discover_run_specs",
     "extend_run_specs_namespace",
     "get_run_spec_function",
@@ -43,6 +46,7 @@ _lock = threading.RLock()
 _builtins_registered = False
 _loaded_plugins: dict[str, ModuleType] = {}
 _run_spec_origins: dict[str, str] = {}  # run spec name -> the plugin that registered it (through this module)
+OWN_PLUGIN = "helm_optimizer.plugin.helm_entry"
 _DUPLICATE_RE = re.compile(r"A run spec function with name (\S+) already exists")
 
 
@@ -61,7 +65,10 @@ def prepare_helm(*, plugins: Sequence[str] = (), local_path: str | os.PathLike[s
             with _libyaml_safe_load():
                 register_builtin_configs_from_helm_package()
             _builtins_registered = True
-            import helm_optimizer.plugin.helm_entry  # noqa: F401  (registers our deployments and run specs)
+        if OWN_PLUGIN not in _loaded_plugins:
+            # Our own HELM plugin (deployments, run specs), loaded by name like any other plugin, so
+            # that it is there even where the package's entry point is not installed.
+            _loaded_plugins[OWN_PLUGIN] = _import_one(OWN_PLUGIN, what="helm-optimizer's HELM plugin")
         if local_path is not None:
             _register_local_configs(Path(local_path))
         if entry_points_group:
@@ -109,10 +116,7 @@ def _register_local_configs(path: Path) -> None:
 
 def _import_one(spec: str, *, what: str) -> ModuleType:
     """Import a module name or a ``.py`` path; any failure becomes a PluginError naming it."""
-    from helm.benchmark.run_spec import _REGISTERED_RUN_SPEC_FUNCTIONS
-
     discover_run_specs()  # HELM's own run specs first, so a plugin reusing one of their names is caught here
-    before = set(_REGISTERED_RUN_SPEC_FUNCTIONS)
     is_path = "/" in spec or "\\" in spec or spec.endswith(".py") or os.path.exists(spec)
     try:
         module = _import_path(spec, what=what) if is_path else importlib.import_module(spec)
@@ -120,7 +124,7 @@ def _import_one(spec: str, *, what: str) -> ModuleType:
         raise
     except Exception as exc:
         raise _import_error(exc, spec, what=what) from exc
-    added = sorted(set(_REGISTERED_RUN_SPEC_FUNCTIONS) - before)
+    added = sorted(declared_run_spec_names(module))
     for name in added:
         _run_spec_origins[name] = f"{what} {spec!r}"
     if added:
@@ -173,13 +177,13 @@ def _root_cause(exc: BaseException) -> BaseException:
 
 
 def _import_error(exc: BaseException, spec: str, *, what: str) -> PluginError:
-    from helm.benchmark.run_spec import _REGISTERED_RUN_SPEC_FUNCTIONS
+    from helm.benchmark.run_spec import get_run_spec_function as helm_get
 
     cause = _root_cause(exc)
     match = _DUPLICATE_RE.search(str(cause))
     if isinstance(cause, ValueError) and match:
         name = match.group(1)
-        first = _REGISTERED_RUN_SPEC_FUNCTIONS.get(name)
+        first = helm_get(name)
         first_module = getattr(first, "__module__", "?")
         origin = _run_spec_origins.get(name)
         first_desc = f"module {first_module}" + (f" ({origin})" if origin else "")
@@ -273,11 +277,46 @@ def extend_run_specs_namespace() -> list[str]:
     return added
 
 
+def declared_run_spec_names(module: ModuleType) -> set[str]:
+    """Names that ``module`` registers with HELM's ``@run_spec_function("NAME")`` decorator.
+
+    HELM offers no public listing of its run spec registry, so the names are read from the
+    decorators in the module's source; a name built at run time is not listed (it still works
+    when given).
+    """
+    path = getattr(module, "__file__", None)
+    if not path or not str(path).endswith(".py"):
+        return set()
+    try:
+        tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+        return set()
+    names = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        for decorator in node.decorator_list:
+            if not (isinstance(decorator, ast.Call) and decorator.args):
+                continue
+            func = decorator.func
+            called = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+            first = decorator.args[0]
+            if called == "run_spec_function" and isinstance(first, ast.Constant) and isinstance(first.value, str):
+                names.add(first.value)
+    return names
+
+
 def run_spec_names() -> list[str]:
-    from helm.benchmark.run_spec import _REGISTERED_RUN_SPEC_FUNCTIONS, discover_run_spec_functions
+    """Every run spec name HELM knows in this process (HELM's own, plugins', the namespace's)."""
+    from helm.benchmark.run_spec import discover_run_spec_functions, run_spec_function
+    from helm.benchmark.run_spec import get_run_spec_function as helm_get
 
     discover_run_spec_functions()
-    return sorted(_REGISTERED_RUN_SPEC_FUNCTIONS)
+    names: set[str] = set()
+    for module in list(sys.modules.values()):
+        if isinstance(module, ModuleType) and getattr(module, "run_spec_function", None) is run_spec_function:
+            names |= declared_run_spec_names(module)
+    return sorted(name for name in names if helm_get(name) is not None)
 
 
 def get_run_spec_function(name: str) -> Any:

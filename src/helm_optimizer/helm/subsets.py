@@ -1,0 +1,81 @@
+"""Deterministic evaluation subsets and cross-fitting folds of a scenario's test split.
+
+One function, :func:`eval_plan`, decides which test instances are evaluated (and in which fold);
+optimization uses it to hold those instances out, and HELM's evaluation runs use it (through
+:class:`helm_optimizer.plugin.eval_scenario.EvalSubsetScenario`) to pick them. The subset travels
+to HELM inside the scenario's arguments only, so any process that reads the run spec
+(``helm-summarize``, ``helm-server``, a Ray worker) rebuilds the same instances.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["EVAL_SUBSET_SCENARIO", "eval_plan", "evaluation_run_spec", "format_subset", "parse_subset"]
+
+EVAL_SUBSET_SCENARIO = "helm_optimizer.plugin.eval_scenario.EvalSubsetScenario"
+
+
+def _sorted_ids(ids: Sequence[str]) -> list[str]:
+    return sorted(ids, key=lambda s: (len(s), s))
+
+
+def eval_plan(test_ids: Sequence[str], *, seed: int, eval_limit: int | None, num_folds: int) -> list[list[str]]:
+    """The evaluated test ids, split into ``num_folds`` folds (one fold when not cross-fitting).
+
+    Deterministic in ``seed``; the same function selects the instances of the HELM evaluation runs.
+    """
+    ordered = _sorted_ids(test_ids)
+    rng = random.Random(f"eval-subset:{seed}")
+    rng.shuffle(ordered)
+    chosen = ordered if eval_limit is None else ordered[:eval_limit]
+    if num_folds <= 1:
+        return [_sorted_ids(chosen)]
+    return [_sorted_ids(chosen[k::num_folds]) for k in range(num_folds)]
+
+
+def parse_subset(subset: str) -> dict[str, str]:
+    """``seed=S,limit=N,fold=K,folds=F,split=test`` as a dict."""
+    out = {}
+    for part in filter(None, subset.split(",")):
+        key, _, value = part.partition("=")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def format_subset(*, seed: int, eval_limit: int | None, fold: int | None, num_folds: int, split: str) -> str:
+    parts = [f"seed={seed}"]
+    if eval_limit is not None:
+        parts.append(f"limit={eval_limit}")
+    if fold is not None:
+        parts += [f"fold={fold}", f"folds={num_folds}"]
+    if split != "test":
+        parts.append(f"split={split}")
+    return ",".join(parts)
+
+
+def evaluation_run_spec(run_spec: Any, *, name: str, seed: int = 0, eval_limit: int | None = None,
+                        fold: int | None = None, num_folds: int = 1, main_split: str = "test") -> Any:
+    """``run_spec`` evaluated on a deterministic subset / fold of its test split, renamed ``name``.
+
+    Every argument of the inner scenario (a data directory included) stays in the scenario's
+    arguments as it is; only the run's *name* is chosen here. A run spec without groups gets one
+    named after the scenario, so HELM's leaderboard shows it.
+    """
+    from helm.benchmark.scenarios.scenario import ScenarioSpec
+
+    groups = list(run_spec.groups) or [name.split(":", 1)[0]]
+    if eval_limit is None and num_folds <= 1:
+        return dataclasses.replace(run_spec, name=name, groups=groups)
+    inner = run_spec.scenario_spec
+    if inner.class_name == EVAL_SUBSET_SCENARIO:  # re-subsetting: keep the original inner scenario
+        inner_args = {k: v for k, v in inner.args.items() if k not in ("of", "subset")}
+        inner_class = inner.args["of"]
+    else:
+        inner_args, inner_class = dict(inner.args), inner.class_name
+    subset = format_subset(seed=seed, eval_limit=eval_limit, fold=fold, num_folds=num_folds, split=main_split)
+    spec = ScenarioSpec(class_name=EVAL_SUBSET_SCENARIO, args={"of": inner_class, "subset": subset, **inner_args})
+    return dataclasses.replace(run_spec, name=name, scenario_spec=spec, groups=groups)
