@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from helm_optimizer._io import check_writable, fingerprint, read_json, write_json_atomic
+from helm_optimizer._io import check_writable, fingerprint, read_json
 from helm_optimizer.config import LMConfig
-from helm_optimizer.errors import ConfigError, HelmOptimizerError, HelmRunError, UnknownNameError
+from helm_optimizer.errors import ConfigError, DataError, HelmOptimizerError, HelmRunError, UnknownNameError
 from helm_optimizer.naming import (
     METHOD_BASELINE,
     METHOD_ZS_COT,
@@ -40,8 +40,9 @@ from helm_optimizer.naming import (
     parse_run_entry,
     record_path,
 )
+from helm_optimizer.records import AgentMeta, EvaluationRecord, HelmOfficial, Usage, read_record, write_record
 
-__all__ = ["EvaluationRequest", "check_methods", "count_retries", "evaluate_methods"]
+__all__ = ["EvaluationRequest", "EvaluationResult", "check_methods", "count_retries", "evaluate_methods"]
 
 if TYPE_CHECKING:
     from helm_optimizer.lm import Prices
@@ -79,7 +80,8 @@ class EvaluationRequest:
         return self.output_dir / "agents"
 
 
-def _agent_folds(req: EvaluationRequest, scenario: str, method: str) -> list[tuple[int | None, Path, dict[str, Any]]]:
+def _agent_folds(req: EvaluationRequest, scenario: str, method: str
+                 ) -> list[tuple[int | None, Path, AgentMeta | None]]:
     """The agent files of ``method`` with their metadata: one, or one per cross-fitting fold.
 
     Folds, seed and evaluation limit come from the agents' own metadata; an evaluation asking for
@@ -94,8 +96,8 @@ def _agent_folds(req: EvaluationRequest, scenario: str, method: str) -> list[tup
     if single.is_file():
         candidates = [(None, single)]
     elif first_fold.is_file():
-        meta0 = read_meta(first_fold) or {}
-        n = int(meta0.get("num_folds") or 2)
+        meta0 = read_meta(first_fold)
+        n = meta0.num_folds if meta0 is not None and meta0.num_folds > 1 else 2
         candidates = [(k, agent_path(req.agents_dir, scenario, req.lm.model, method, k)) for k in range(n)]
         missing = [str(path) for _, path in candidates if not path.is_file()]
         if missing:
@@ -106,17 +108,17 @@ def _agent_folds(req: EvaluationRequest, scenario: str, method: str) -> list[tup
             f"No {method} agent for scenario '{scenario}' and model {req.lm.model} in {req.agents_dir}; "
             "run `helm-optimizer optimize` first (or drop the method)."
         )
-    out: list[tuple[int | None, Path, dict[str, Any]]] = []
+    out: list[tuple[int | None, Path, AgentMeta | None]] = []
     for fold, path in candidates:
-        meta = read_meta(path) or {}
-        seed = meta.get("seed")
-        limit = (meta.get("data") or {}).get("eval_limit")
+        meta = read_meta(path)
+        seed = meta.seed if meta is not None else None
+        limit = meta.data.eval_limit if meta is not None else None
         if fold is not None and seed is not None and int(seed) != req.seed:
             raise ConfigError(
                 f"The {method} agent {path} was optimized with seed {seed} (its fold's held-out instances depend on "
                 f"it); evaluate with --seed {seed}, or optimize again with --seed {req.seed}."
             )
-        if fold is not None and limit != req.eval_limit:
+        if fold is not None and meta is not None and limit != req.eval_limit:
             raise ConfigError(
                 f"The {method} agent {path} was optimized for an evaluation limit of {limit}; evaluate with "
                 f"--max-eval-instances {limit if limit is not None else '(none)'} or optimize again."
@@ -250,8 +252,17 @@ def _scenario_state_counts(run_dir: Path) -> dict[str, Any]:
     return {"requests": total, "failed_requests": failed, "cached_requests": cached, "first_error": first_error}
 
 
+@dataclass(frozen=True)
+class EvaluationResult:
+    """One HELM run's record, and whether it was reused (its inputs unchanged) rather than run now."""
+
+    record: EvaluationRecord
+    path: Path
+    reused: bool
+
+
 def evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, Any]], None] | None = None,
-                     force: bool = False) -> list[dict[str, Any]]:
+                     force: bool = False) -> list[EvaluationResult]:
     """Run every method of ``req`` in HELM (skipping runs whose record is current); return the records."""
     from helm_optimizer.helm.deployments import agent_deployments, agent_file_deployment, register
     from helm_optimizer.helm.loading import prepare_helm
@@ -271,7 +282,7 @@ def evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, An
     args = {k: v for k, v in args.items() if k not in ("model", "model_deployment")}
     lm_public = req.lm.public_dict()
     prices = prices_for(req.lm)
-    records: list[dict[str, Any]] = []
+    records: list[EvaluationResult] = []
     for method in req.methods:
         runs: list[tuple[int | None, int, str, Path | None]]  # fold, num_folds, deployment, agent file
         if method == METHOD_BASELINE:
@@ -295,13 +306,14 @@ def evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, An
                                    "deployment": req.helm_deployment, "agent": agent_fp})
             if target.is_file() and not force:
                 try:
-                    existing = read_json(target)
-                    if existing.get("spec_fingerprint") == spec_id:
+                    existing = read_record(EvaluationRecord, target)
+                except DataError as exc:
+                    logger.warning("Re-running the evaluation behind an unusable record: %s", exc)
+                else:
+                    if existing.spec_fingerprint == spec_id:
                         emit({"stage": "up to date", "method": method, "fold": fold})
-                        records.append(existing)
+                        records.append(EvaluationResult(record=existing, path=target, reused=True))
                         continue
-                except (OSError, ValueError):
-                    logger.warning("Re-running the evaluation behind unreadable record %s", target)
             spec = _run_spec(name, args, deployment, data_dir=task.data_dir)
             if method != METHOD_BASELINE:
                 spec = _zero_shot_prompt(spec)
@@ -330,26 +342,26 @@ def evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, An
                     f"no record written. Check the model's endpoint and key, then re-run; see {run.path}."
                 )
             usage = _usage(method, before, after, counts, run, prices)
-            record = {
-                "scenario": task.key, "run_entry": req.scenario, "model": req.lm.model, "method": method,
-                "fold": fold, "num_folds": num_folds, "suite": req.suite,
-                "run_dir": str(run.path.resolve().relative_to(req.output_dir.resolve()))
+            record = EvaluationRecord(
+                scenario=task.key, run_entry=req.scenario, model=req.lm.model, method=method,
+                fold=fold, num_folds=num_folds, suite=req.suite,
+                run_dir=str(run.path.resolve().relative_to(req.output_dir.resolve()))
                 if run.path.resolve().is_relative_to(req.output_dir.resolve()) else str(run.path.resolve()),
-                "main_metric": task.main_metric, "split": task.main_split,
-                "mean": float(stat.get("mean", stat["sum"] / max(1, stat["count"]))),
-                "count": int(counts.get("requests") or stat["count"]),
-                "helm_official": _official(task, run), "deployment": deployment,
-                **usage, "retries": retries.count, "wall_time_s": round(wall, 3), **counts,
-                "optimization": _optimization_usage(agent_file),
-                "spec_fingerprint": spec_id,
-            }
-            write_json_atomic(target, record)
-            records.append(record)
-            emit({"stage": "evaluated", "method": method, "fold": fold, "mean": record["mean"]})
+                main_metric=task.main_metric, split=task.main_split,
+                mean=float(stat.get("mean", stat["sum"] / max(1, stat["count"]))),
+                count=int(counts.get("requests") or stat["count"]),
+                helm_official=_official(task, run), deployment=deployment,
+                **usage, retries=retries.count, wall_time_s=round(wall, 3), **counts,
+                optimization=_optimization_usage(agent_file),
+                spec_fingerprint=spec_id,
+            )
+            write_record(target, record)
+            records.append(EvaluationResult(record=record, path=target, reused=False))
+            emit({"stage": "evaluated", "method": method, "fold": fold, "mean": record.mean})
     return records
 
 
-def _official(task: Any, run: Any) -> dict[str, Any] | None:
+def _official(task: Any, run: Any) -> HelmOfficial | None:
     """HELM's own main metric for the run, when it differs from the one this package reports."""
     from helm.benchmark.scenarios.scenario import create_scenario
 
@@ -360,19 +372,24 @@ def _official(task: Any, run: Any) -> dict[str, Any] | None:
     if official == task.main_metric:
         return None
     stat = run.stat(official, task.main_split)
-    return None if stat is None else {"metric": official, "mean": stat.get("mean")}
+    return None if stat is None else HelmOfficial(metric=official, mean=stat.get("mean"))
 
 
-def _optimization_usage(agent_file: Path | None) -> dict[str, Any] | None:
+def _optimization_usage(agent_file: Path | None) -> Usage | None:
     from helm_optimizer.agents.store import read_meta
 
-    if agent_file is None:
+    meta = read_meta(agent_file) if agent_file is not None else None
+    if meta is None:
         return None
-    meta = read_meta(agent_file) or {}
-    usage = dict(meta.get("usage") or {})
-    return {"lm_calls": int(usage.get("lm_calls") or 0), "prompt_tokens": int(usage.get("prompt_tokens") or 0),
-            "completion_tokens": int(usage.get("completion_tokens") or 0), "cost": usage.get("cost"),
-            "wall_time_s": float(meta.get("wall_time_s") or 0.0)}
+    usage = meta.usage
+
+    def count(key: str) -> int:
+        return int(usage.get(key) or 0)
+
+    cost = usage.get("cost")
+    return Usage(lm_calls=count("lm_calls"), prompt_tokens=count("prompt_tokens"),
+                 completion_tokens=count("completion_tokens"), cost=None if cost is None else float(cost),
+                 wall_time_s=float(meta.wall_time_s or 0.0))
 
 
 def _usage(method: str, before: dict[str, Any], after: dict[str, Any], counts: dict[str, int],

@@ -21,6 +21,7 @@ from helm_optimizer import __version__
 from helm_optimizer._io import check_writable, fingerprint, os_error
 from helm_optimizer.config import OptimizeConfig
 from helm_optimizer.errors import AgentExistsError, BudgetExceededError, HelmOptimizerError, ModelError, caused_by
+from helm_optimizer.records import AgentData, AgentMeta, AgentScores
 
 __all__ = ["AgentResult", "OptimizeResult", "ProgressSink", "config_fingerprint", "optimize", "package_versions"]
 
@@ -64,7 +65,7 @@ class AgentResult:
     val_after: float | None
     usage: dict[str, Any]
     wall_time_s: float
-    meta: dict[str, Any]
+    meta: AgentMeta
 
 
 @dataclass
@@ -200,12 +201,10 @@ def _optimize_one(config: OptimizeConfig, optimizer: Any, dataset: Any, emit: Pr
     existing = read_meta(path) if path.exists() else None
     if existing and not config.force:
         current = meta_matches_agent(path, existing)
-        if (current and existing.get("config_fingerprint") == cfg_fp
-                and existing.get("data", {}).get("fingerprint") == data_fp):
+        if current and existing.config_fingerprint == cfg_fp and existing.data.fingerprint == data_fp:
             emit({"stage": "up to date", "path": str(path)})
-            scores = existing.get("scores", {})
-            return AgentResult(path=path, fold=fold, status="up to date", val_before=scores.get("val_before"),
-                               val_after=scores.get("val_after"), usage={"lm_calls": 0}, wall_time_s=0.0,
+            return AgentResult(path=path, fold=fold, status="up to date", val_before=existing.scores.val_before,
+                               val_after=existing.scores.val_after, usage={"lm_calls": 0}, wall_time_s=0.0,
                                meta=existing)
         if not current:
             raise AgentExistsError(
@@ -280,33 +279,22 @@ def _optimize_one(config: OptimizeConfig, optimizer: Any, dataset: Any, emit: Pr
     elif failures.count or usage["failed_calls"]:
         logger.info("%d answer(s) failed to parse and %d LM call(s) failed; each scored 0 (see the agent's "
                     "metadata, usage).", failures.count, usage["failed_calls"])
-    meta = {
-        "format": 1,
-        "scenario": dataset.key,
-        "run_entry": config.scenario,
-        "model": config.lm.model,
-        "optimizer": config.optimizer,
-        "program": kind,
-        "fold": fold,
-        "num_folds": dataset.num_folds,
-        "seed": config.seed,
-        "config": config.public_dict(),
-        "config_fingerprint": config_fingerprint(config),
-        "data": {
-            "fingerprint": data_fp, "train_size": len(dataset.train), "val_size": len(dataset.val),
-            "strategy": dataset.strategy, "provenance": dataset.provenance, "notes": dataset.notes,
-            "main_metric": dataset.main_metric, "eval_size": len(dataset.eval_ids),
-            "eval_ids_fingerprint": fingerprint(dataset.eval_ids), "test_size": dataset.test_size,
-            "eval_limit": eval_limit,
-        },
-        "scores": {"metric": dataset.main_metric, "val_before": val_before, "val_after": val_after},
-        "usage": usage,
-        "wall_time_s": round(wall, 3),
-        "versions": package_versions(),
-        "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-    }
+    meta = AgentMeta(
+        scenario=dataset.key, run_entry=config.scenario, model=config.lm.model, optimizer=config.optimizer,
+        program=kind, fold=fold, num_folds=dataset.num_folds, seed=config.seed, config=config.public_dict(),
+        config_fingerprint=config_fingerprint(config),
+        data=AgentData(
+            fingerprint=data_fp, train_size=len(dataset.train), val_size=len(dataset.val),
+            strategy=dataset.strategy, provenance=dataset.provenance, notes=dataset.notes,
+            main_metric=dataset.main_metric, eval_size=len(dataset.eval_ids),
+            eval_ids_fingerprint=fingerprint(dataset.eval_ids), test_size=dataset.test_size, eval_limit=eval_limit,
+        ),
+        scores=AgentScores(metric=dataset.main_metric, val_before=val_before, val_after=val_after),
+        usage=usage, wall_time_s=round(wall, 3), versions=package_versions(),
+        created_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    )
     emit({"stage": "saving", "path": str(path)})
-    save_agent(compiled, path, meta, force=True, secrets=_secrets(config))
+    meta = save_agent(compiled, path, meta, force=True, secrets=_secrets(config))
     return AgentResult(path=path, fold=fold, status="written", val_before=val_before, val_after=val_after,
                        usage=usage, wall_time_s=wall, meta=meta)
 

@@ -54,12 +54,13 @@ def test_every_optimizer_writes_a_loadable_agent(optimizer: str, server: FakeOpe
     program = load_agent(agent.path)
     assert isinstance(program, dspy.Module)
     # DSPy's own loader reads our files too
-    kind = read_meta(agent.path)["program"]
+    meta = read_meta(agent.path)
+    assert meta is not None and meta.schema_version == 2
+    kind = meta.program
     fresh = dspy.ChainOfThought("inputs -> output") if kind == "cot" else dspy.Predict("inputs -> output")
     fresh.load(str(agent.path))
-    meta = read_meta(agent.path)
-    assert meta["seed"] == 0 and meta["data"]["train_size"] + meta["data"]["val_size"] == 5
-    assert set(meta["versions"]) >= {"python", "dspy", "crfm-helm", "helm-optimizer"}
+    assert meta.seed == 0 and meta.data.train_size + meta.data.val_size == 5
+    assert set(meta.versions) >= {"python", "dspy", "crfm-helm", "helm-optimizer"}
 
 
 @pytest.mark.parametrize("optimizer", ["MIPROv2", "BootstrapFewShotWithRandomSearch"])
@@ -126,7 +127,7 @@ def test_unparseable_answers_are_counted_and_the_run_continues(tmp_path: Path) -
         (agent,) = optimize(config).agents
         assert fake.stats().get("garbage_answers", 0) > 0
     assert agent.usage["parse_failures"] > 0
-    assert agent.meta["usage"]["parse_failures"] == agent.usage["parse_failures"]
+    assert agent.meta.usage["parse_failures"] == agent.usage["parse_failures"]
 
 
 def test_unknown_optimizer_lists_known(server: FakeOpenAIServer, tmp_path: Path) -> None:

@@ -125,7 +125,7 @@ def test_record_with_bad_types_is_rejected(sweep: Any) -> None:
         load_records(sweep.output_dir)
     data["fold"], data["count"] = 0, "many"
     path.write_text(json.dumps(data))
-    with pytest.raises(DataError, match="'count' must be an integer"):
+    with pytest.raises(DataError, match="'count' Input should be a valid integer"):
         load_records(sweep.output_dir)
 
 

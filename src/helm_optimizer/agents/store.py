@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from helm_optimizer._io import make_encodable, read_json, write_bytes_atomic, write_json_atomic
+from helm_optimizer._io import make_encodable, write_bytes_atomic
 from helm_optimizer.agents.program import load_program
-from helm_optimizer.errors import AgentError, AgentExistsError
+from helm_optimizer.errors import AgentError, AgentExistsError, DataError
 from helm_optimizer.naming import agent_path, model_from_path
+from helm_optimizer.records import AgentMeta, read_record, write_record
 
 __all__ = [
     "AgentInfo",
@@ -45,15 +46,12 @@ def meta_path(path: Path) -> Path:
     return path.with_name(path.name[: -len(".json")] + ".meta.json")
 
 
-def read_meta(path: Path) -> dict[str, Any] | None:
+def read_meta(path: Path) -> AgentMeta | None:
+    """The metadata beside the agent at ``path`` (None when there is none); a damaged one is a DataError."""
     meta = meta_path(path)
     if not meta.is_file():
         return None
-    try:
-        data = read_json(meta)
-    except (OSError, ValueError) as exc:
-        raise AgentError(f"Metadata file {meta} is unreadable ({exc}); delete it and re-run the optimization.") from exc
-    return data if isinstance(data, dict) else None
+    return read_record(AgentMeta, meta)
 
 
 def _strip_lms(program: Any) -> Any:
@@ -81,8 +79,8 @@ def agent_digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def save_agent(program: Any, path: Path, meta: dict[str, Any], *, force: bool = False,
-               secrets: Iterable[str] = ()) -> None:
+def save_agent(program: Any, path: Path, meta: AgentMeta, *, force: bool = False,
+               secrets: Iterable[str] = ()) -> AgentMeta:
     """Write the agent in DSPy's own JSON format and its metadata, each atomically.
 
     Refuses to overwrite an existing agent unless ``force``; refuses to write if any secret
@@ -104,28 +102,29 @@ def save_agent(program: Any, path: Path, meta: dict[str, Any], *, force: bool = 
     if replaced:
         logger.warning("Replaced %d text(s) holding invalid Unicode (lone surrogates in model output) with "
                        "U+FFFD in the agent for %s.", replaced, path)
-        meta["replaced_invalid_texts"] = replaced
+        meta = meta.model_copy(update={"replaced_invalid_texts": replaced})
     with tempfile.TemporaryDirectory(prefix="helm-optimizer-agent-") as scratch:
         tmp = Path(scratch) / "agent.json"  # DSPy picks its format from the suffix
         clean.save(str(tmp))
         data = tmp.read_bytes()
     json.loads(data)  # what DSPy wrote must parse before it replaces anything
-    meta["agent_sha256"] = agent_digest(data)
-    meta_bytes = json.dumps(meta, sort_keys=True, default=str).encode("utf-8")
+    meta = meta.model_copy(update={"agent_sha256": agent_digest(data)})
+    meta_bytes = meta.model_dump_json().encode("utf-8")
     for secret in secrets:
         if secret and (secret.encode("utf-8") in data or secret.encode("utf-8") in meta_bytes):
             raise AgentError("Refusing to write an agent that contains an API key; report this as a bug.")
     if replacing:
         write_bytes_atomic(path, data)
-        write_json_atomic(meta_path(path), meta)
+        write_record(meta_path(path), meta)
     else:
-        write_json_atomic(meta_path(path), meta)
+        write_record(meta_path(path), meta)
         write_bytes_atomic(path, data)
+    return meta
 
 
-def meta_matches_agent(path: Path, meta: dict[str, Any]) -> bool:
+def meta_matches_agent(path: Path, meta: AgentMeta) -> bool:
     """Whether ``meta`` describes the agent file at ``path`` (metadata without a hash is trusted)."""
-    expected = meta.get("agent_sha256")
+    expected = meta.agent_sha256
     if expected is None:
         return True
     try:
@@ -146,7 +145,7 @@ class AgentInfo:
     model: str
     optimizer: str
     fold: int | None
-    meta: dict[str, Any] | None
+    meta: AgentMeta | None
 
 
 def list_agents(agents_dir: Path) -> list[AgentInfo]:
@@ -166,7 +165,7 @@ def list_agents(agents_dir: Path) -> list[AgentInfo]:
             continue
         try:
             meta = read_meta(file)
-        except AgentError:
+        except DataError:
             meta = None
         found.append(AgentInfo(
             path=file, scenario=rel[0], model=model_from_path("/".join(rel[1:-1])),

@@ -32,11 +32,10 @@ def list_agents(
     for column in ("scenario", "model", "optimizer", "fold", "val before", "val after", "LM calls", "seed", "path"):
         table.add_column(column)
     for info in agents:
-        meta = info.meta or {}
-        scores = meta.get("scores") or {}
+        meta = info.meta
         table.add_row(info.scenario, info.model, info.optimizer, "—" if info.fold is None else str(info.fold),
-                      _score(scores.get("val_before")), _score(scores.get("val_after")),
-                      str((meta.get("usage") or {}).get("lm_calls", "—")), str(meta.get("seed", "—")),
+                      _score(meta.scores.val_before if meta else None), _score(meta.scores.val_after if meta else None),
+                      str(meta.usage.get("lm_calls", "—")) if meta else "—", str(meta.seed) if meta else "—",
                       str(info.path))
     console.print(table)
 
@@ -68,10 +67,11 @@ def show(path: Annotated[Path, typer.Argument(help="An agent JSON file.")]) -> N
     meta = read_meta(path)
     if meta:
         console.print("[bold]provenance[/bold]")
-        keep = {k: meta.get(k) for k in ("scenario", "run_entry", "model", "optimizer", "fold", "num_folds", "seed",
-                                         "scores", "usage", "wall_time_s", "versions", "created_at")}
-        keep["data"] = {k: (meta.get("data") or {}).get(k) for k in ("strategy", "train_size", "val_size",
-                                                                       "fingerprint", "provenance")}
+        keep = meta.model_dump(mode="json", include={"scenario", "run_entry", "model", "optimizer", "fold",
+                                                     "num_folds", "seed", "scores", "usage", "wall_time_s",
+                                                     "versions", "created_at"})
+        keep["data"] = meta.data.model_dump(mode="json", include={"strategy", "train_size", "val_size",
+                                                                  "fingerprint", "provenance"})
         console.print_json(json.dumps(keep, default=str))
     else:
         console.print("no metadata file (an agent written by another tool)", highlight=False)

@@ -48,14 +48,13 @@ def evaluate(
     from helm_optimizer.cli.progress import LiveProgress
 
     with LiveProgress("evaluate") as progress:
-        records = evaluate_methods(request, progress=progress, force=force)
+        results = evaluate_methods(request, progress=progress, force=force)
     from rich.table import Table
 
     table = Table(title=f"{scenario} · {model}")
     for column in ("method", "fold", "metric", "mean", "instances", "failed", "LM calls", "retries", "HELM run"):
         table.add_column(column)
-    for r in records:
-        table.add_row(r["method"], "—" if r["fold"] is None else str(r["fold"]), r["main_metric"], f"{r['mean']:.3f}",
-                      str(r["count"]), str(r.get("failed_requests", 0)), str(r.get("lm_calls", 0)),
-                      str(r.get("retries", 0)), r["run_dir"])
+    for r in (result.record for result in results):
+        table.add_row(r.method, "—" if r.fold is None else str(r.fold), r.main_metric, f"{r.mean:.3f}",
+                      str(r.count), str(r.failed_requests or 0), str(r.lm_calls), str(r.retries), r.run_dir)
     console.print(table)

@@ -172,7 +172,7 @@ def scan_agents_dir(agents_dir: Path) -> dict[str, dict[str, Any]]:
         entry = models.setdefault(info.model, {"lm": None, "methods": set(), "agents": []})
         entry["methods"].add(info.optimizer)
         entry["agents"].append(info)
-        lm = ((info.meta or {}).get("config") or {}).get("lm")
+        lm = info.meta.config.get("lm") if info.meta is not None else None
         if lm and entry["lm"] is None:
             entry["lm"] = lm
     for model, entry in models.items():

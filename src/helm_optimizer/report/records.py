@@ -12,12 +12,14 @@ import json
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from helm_optimizer.errors import DataError
+from helm_optimizer.records import EvaluationRecord as StoredRecord
+from helm_optimizer.records import Usage, read_record
 
 __all__ = [
     "EvaluationRecord",
@@ -38,29 +40,6 @@ NO_RECORDS_MESSAGE = (
     "No evaluation records under OUTPUT_DIR/evaluations; run `helm-optimizer sweep CONFIG` first."
 )
 
-_STR_KEYS = ("scenario", "run_entry", "model", "method", "suite", "run_dir", "main_metric", "split")
-_USAGE_KEYS = ("lm_calls", "prompt_tokens", "completion_tokens", "cost", "wall_time_s")
-_REQUIRED_KEYS = (*_STR_KEYS, "fold", "num_folds", "mean", "count", *_USAGE_KEYS)
-
-
-@dataclass(frozen=True)
-class Usage:
-    """LM usage and time of one evaluation or optimization (summed over folds where merged)."""
-
-    lm_calls: int
-    prompt_tokens: int
-    completion_tokens: int
-    cost: float | None  # USD; None when a price is unknown
-    wall_time_s: float
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            lm_calls=self.lm_calls + other.lm_calls,
-            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
-            completion_tokens=self.completion_tokens + other.completion_tokens,
-            cost=None if self.cost is None or other.cost is None else self.cost + other.cost,
-            wall_time_s=self.wall_time_s + other.wall_time_s,
-        )
 
 
 @dataclass(frozen=True)
@@ -138,71 +117,11 @@ def _read_json(path: Path, what: str, fix: str) -> Any:
         raise DataError(f"Cannot read {what} {path} ({exc}); {fix}") from None
 
 
-def _number(data: Mapping[str, Any], key: str, path: Path, *, integer: bool = False) -> Any:
-    value = data[key]
-    ok = isinstance(value, int) if integer else isinstance(value, int | float)
-    if isinstance(value, bool) or not ok or (not integer and not math.isfinite(value)):
-        kind = "an integer" if integer else "a finite number"
-        raise DataError(
-            f"Evaluation record {path}: '{key}' must be {kind}, not {value!r}; "
-            "fix the file or rerun `helm-optimizer sweep CONFIG` to rewrite it."
-        )
-    return int(value) if integer else float(value)
-
-
-def _usage(data: Mapping[str, Any], path: Path) -> Usage:
-    return Usage(
-        lm_calls=_number(data, "lm_calls", path, integer=True),
-        prompt_tokens=_number(data, "prompt_tokens", path, integer=True),
-        completion_tokens=_number(data, "completion_tokens", path, integer=True),
-        cost=None if data["cost"] is None else _number(data, "cost", path),
-        wall_time_s=_number(data, "wall_time_s", path),
-    )
-
-
-def _missing_keys_error(path: Path, missing: Iterable[str], where: str = "") -> DataError:
-    keys = ", ".join(repr(k) for k in missing)
-    return DataError(
-        f"Evaluation record {path} lacks key(s) {keys}{where}; "
-        "fix the file or rerun `helm-optimizer sweep CONFIG` to rewrite it."
-    )
-
-
 def load_record(path: Path, output_dir: Path) -> EvaluationRecord:
     """Read and validate one record; its ``run_dir`` must exist (relative to ``output_dir`` or absolute)."""
     path = Path(path)
-    fix = "fix or delete the file, or rerun `helm-optimizer sweep CONFIG` to rewrite it."
-    data = _read_json(path, "evaluation record", fix)
-    if not isinstance(data, dict):
-        raise DataError(f"Evaluation record {path} is not a JSON object; {fix}")
-    missing = [k for k in _REQUIRED_KEYS if k not in data]
-    if missing:
-        raise _missing_keys_error(path, missing)
-    for key in _STR_KEYS:
-        if not isinstance(data[key], str) or not data[key]:
-            raise DataError(f"Evaluation record {path}: '{key}' must be a non-empty string; {fix}")
-    num_folds = _number(data, "num_folds", path, integer=True)
-    fold = None if data["fold"] is None else _number(data, "fold", path, integer=True)
-    if num_folds < 1:
-        raise DataError(f"Evaluation record {path}: 'num_folds' must be at least 1; {fix}")
-    if num_folds > 1 and (fold is None or not 0 <= fold < num_folds):
-        raise DataError(
-            f"Evaluation record {path}: 'fold' must be an integer in [0, {num_folds}) when num_folds is "
-            f"{num_folds}, not {fold!r}; {fix}"
-        )
-    if num_folds == 1 and fold not in (None, 0):
-        raise DataError(f"Evaluation record {path}: 'fold' is {fold} but 'num_folds' is 1; {fix}")
-    optimization: Usage | None = None
-    raw_opt = data.get("optimization")
-    if raw_opt is not None:
-        if not isinstance(raw_opt, dict):
-            raise DataError(f"Evaluation record {path}: 'optimization' must be an object or null; {fix}")
-        opt_missing = [k for k in _USAGE_KEYS if k not in raw_opt]
-        if opt_missing:
-            raise _missing_keys_error(path, opt_missing, " in 'optimization'")
-        optimization = _usage(raw_opt, path)
-    label = data["run_dir"]
-    run_dir = Path(label)
+    data = read_record(StoredRecord, path)
+    run_dir = Path(data.run_dir)
     if not run_dir.is_absolute():
         run_dir = Path(output_dir) / run_dir
     if not run_dir.is_dir():
@@ -210,22 +129,23 @@ def load_record(path: Path, output_dir: Path) -> EvaluationRecord:
             f"HELM run directory {run_dir} named by evaluation record {path} does not exist; "
             "restore it or rerun `helm-optimizer sweep CONFIG`."
         )
+    optimization = data.optimization
     return EvaluationRecord(
         path=path,
-        scenario=data["scenario"],
-        run_entry=data["run_entry"],
-        model=data["model"],
-        method=data["method"],
-        fold=fold if num_folds > 1 else None,
-        num_folds=num_folds,
-        suite=data["suite"],
+        scenario=data.scenario,
+        run_entry=data.run_entry,
+        model=data.model,
+        method=data.method,
+        fold=data.fold if data.num_folds > 1 else None,
+        num_folds=data.num_folds,
+        suite=data.suite,
         run_dir=run_dir,
-        run_dir_label=label,
-        main_metric=data["main_metric"],
-        split=data["split"],
-        mean=_number(data, "mean", path),
-        count=_number(data, "count", path, integer=True),
-        evaluation=_usage(data, path),
+        run_dir_label=data.run_dir,
+        main_metric=data.main_metric,
+        split=data.split,
+        mean=data.mean,
+        count=data.count,
+        evaluation=data.evaluation,
         optimization=optimization,
     )
 

@@ -11,6 +11,7 @@ from dataclasses import asdict
 from html import escape
 from typing import Any
 
+from helm_optimizer.records import ReportFile
 from helm_optimizer.report.plots import FigureBytes
 from helm_optimizer.report.table import COLUMNS, SIGNIFICANCE_LEVEL, ReportRow, ReportTable
 
@@ -212,19 +213,19 @@ def render_csv(table: ReportTable) -> str:
 
 def render_json(table: ReportTable) -> str:
     """Rows in :data:`COLUMNS` order at full precision, with rankings, flips and run directories."""
-    payload = {
-        "seed": table.seed,
-        "resamples": table.resamples,
-        "columns": list(COLUMNS),
-        "rows": [row.as_dict() for row in table.rows],
-        "rankings": [
+    payload = ReportFile(
+        seed=table.seed,
+        resamples=table.resamples,
+        columns=list(COLUMNS),
+        rows=[row.as_dict() for row in table.rows],
+        rankings=[
             {"scenario": r.scenario, "method": r.method, "models": list(r.models), "means": list(r.means)}
             for r in table.rankings
         ],
-        "ranking_flips": [asdict(f) for f in table.flips],
-        "run_dirs": list(table.run_dirs),
-    }
-    return json.dumps(payload, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+        ranking_flips=[asdict(f) for f in table.flips],
+        run_dirs=list(table.run_dirs),
+    )
+    return json.dumps(payload.model_dump(mode="json"), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 _CSS = """

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from helm_optimizer._io import directory_lock, remove_stale_temporaries, write_json_atomic
+from helm_optimizer._io import directory_lock, remove_stale_temporaries
 from helm_optimizer.errors import HelmOptimizerError
+from helm_optimizer.records import SweepState, write_record
 from helm_optimizer.sweep.config import SweepConfig, validate_sweep
 
 __all__ = ["Cell", "SweepResult", "plan_cells", "run_sweep"]
@@ -108,19 +109,11 @@ def run_cell(config: SweepConfig, cell: Cell, progress: Progress | None = None) 
         plugins=tuple(config.plugins), num_threads=config.num_threads, helm_deployment=model.helm_deployment,
         metric=scenario.metric,
     )
-    skipped: list[bool] = []
-
-    def track(event: dict[str, Any]) -> None:
-        if event.get("stage") == "up to date":
-            skipped.append(True)
-        emit(event)
-
-    records = evaluate_methods(request, progress=track)
-    fresh = len(skipped) < len(records)
-    calls = sum(int(r.get("lm_calls") or 0) for r in records) if fresh else 0
-    retries = sum(int(r.get("retries") or 0) for r in records) if fresh else 0
-    return {"status": "skipped" if len(skipped) == len(records) else "done", "lm_calls": calls, "retries": retries,
-            "records": len(records), "wall_time_s": time.perf_counter() - started}
+    results = evaluate_methods(request, progress=emit)
+    ran = [r.record for r in results if not r.reused]  # reused records made no call now
+    return {"status": "done" if ran else "skipped", "lm_calls": sum(r.lm_calls for r in ran),
+            "retries": sum(r.retries for r in ran), "records": len(results),
+            "wall_time_s": time.perf_counter() - started}
 
 
 def _ray_cell(config_json: str, cell: dict[str, Any]) -> dict[str, Any]:
@@ -193,7 +186,7 @@ def run_sweep(config: SweepConfig, *, executor: str = "local", address: str | No
         stale = remove_stale_temporaries(output_dir)
         if stale:
             logger.info("Removed %d temporary file(s) left by an interrupted run in %s", stale, output_dir)
-        write_json_atomic(output_dir / "sweep.json", config.model_dump(mode="json"))
+        write_record(output_dir / "sweep.json", SweepState(config=config.model_dump(mode="json")))
         if executor == "local":
             runner: Any = _LocalExecutor()
         elif executor == "ray":
