@@ -9,7 +9,24 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["child_environment", "prepare_nltk", "prepare_offline_environment", "route_dspy_logging"]
+__all__ = ["child_environment", "package_versions", "prepare_nltk", "prepare_offline_environment",
+           "route_dspy_logging"]
+
+
+def package_versions() -> dict[str, str]:
+    """Python's and the packages' versions that can change a result (recorded beside every result)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    from helm_optimizer import __version__
+
+    out = {"python": platform.python_version(), "helm-optimizer": __version__}
+    for name in ("dspy", "crfm-helm", "litellm"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "missing"
+    return out
 
 _DEFAULTS = {
     # litellm fetches a price list from the internet at import time unless told otherwise.

@@ -14,20 +14,20 @@ optimized on, and the agent carries its own demos. Each finished run leaves an e
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from helm_optimizer._env import package_versions
 from helm_optimizer._io import check_writable, fingerprint, read_json
 from helm_optimizer.config import LMConfig
 from helm_optimizer.errors import ConfigError, DataError, HelmOptimizerError, HelmRunError, UnknownNameError
+from helm_optimizer.ledger import LedgerTotals, UsageLedger
 from helm_optimizer.naming import (
     METHOD_BASELINE,
     METHOD_ZS_COT,
@@ -40,9 +40,17 @@ from helm_optimizer.naming import (
     parse_run_entry,
     record_path,
 )
-from helm_optimizer.records import AgentMeta, EvaluationRecord, HelmOfficial, Usage, read_record, write_record
+from helm_optimizer.records import (
+    AgentMeta,
+    EvaluationInputs,
+    EvaluationRecord,
+    HelmOfficial,
+    Usage,
+    read_record,
+    write_record,
+)
 
-__all__ = ["EvaluationRequest", "EvaluationResult", "check_methods", "count_retries", "evaluate_methods"]
+__all__ = ["EvaluationRequest", "EvaluationResult", "check_methods", "evaluate_methods"]
 
 if TYPE_CHECKING:
     from helm_optimizer.lm import Prices
@@ -146,51 +154,6 @@ def check_methods(methods: Sequence[str]) -> None:
         raise ConfigError(f"Method '{duplicates[0]}' is listed twice in --methods; list each method once.")
 
 
-class _RetryCounter(logging.Handler):
-    """Counts retried LM attempts: ours (``TrackedLM``) and the OpenAI SDK's (HELM's OpenAI clients)."""
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.count = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        from helm_optimizer.lm import RETRY_LOG_MARKER
-
-        if getattr(record, RETRY_LOG_MARKER, False) or (
-            record.name.startswith("openai") and str(record.msg).startswith("Retrying request")
-        ):
-            self.count += 1
-
-
-_RETRY_LOGGERS = ("helm_optimizer.lm", "openai._base_client")
-_retry_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def count_retries() -> Iterator[_RetryCounter]:
-    """Count retried LM attempts made in this process while the block runs (from their log records).
-
-    The loggers involved are lowered to INFO for the duration if they would drop INFO records;
-    the previous levels are restored afterwards.
-    """
-    counter = _RetryCounter()
-    with _retry_lock:
-        saved = []
-        for name in _RETRY_LOGGERS:
-            log = logging.getLogger(name)
-            saved.append((log, log.level))
-            log.addHandler(counter)
-            if not log.isEnabledFor(logging.INFO):
-                log.setLevel(logging.INFO)
-    try:
-        yield counter
-    finally:
-        with _retry_lock:
-            for log, level in saved:
-                log.removeHandler(counter)
-                log.setLevel(level)
-
-
 def _baseline_deployment(req: EvaluationRequest) -> str:
     from helm.benchmark.model_deployment_registry import ModelDeploymentNotFoundError, get_model_deployment
 
@@ -264,13 +227,19 @@ class EvaluationResult:
 def evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, Any]], None] | None = None,
                      force: bool = False) -> list[EvaluationResult]:
     """Run every method of ``req`` in HELM (skipping runs whose record is current); return the records."""
-    from helm_optimizer.helm.deployments import agent_deployments, agent_file_deployment, register
+    from helm_optimizer.agents.store import agent_digest
+    from helm_optimizer.helm.deployments import (
+        agent_deployments,
+        agent_file_deployment,
+        attach_usage_ledger,
+        register,
+    )
     from helm_optimizer.helm.loading import prepare_helm
     from helm_optimizer.helm.runner import run_benchmark
     from helm_optimizer.helm.subsets import evaluation_run_spec
     from helm_optimizer.helm.task import build_task
     from helm_optimizer.lm import prices_for
-    from helm_optimizer.plugin.agent_client import EVALUATION_USAGE
+    from helm_optimizer.scenarios.dataset import evaluation_data_fingerprint
 
     emit = progress or (lambda _e: None)
     check_methods(req.methods)
@@ -281,7 +250,10 @@ def evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, An
     name, args = parse_run_entry(req.scenario)
     args = {k: v for k, v in args.items() if k not in ("model", "model_deployment")}
     lm_public = req.lm.public_dict()
+    answer_settings = {k: v for k, v in lm_public.items() if k not in ("api_base", "timeout")}
     prices = prices_for(req.lm)
+    data_fp = evaluation_data_fingerprint(task, req.output_dir / "cache")
+    versions = package_versions()
     records: list[EvaluationResult] = []
     for method in req.methods:
         runs: list[tuple[int | None, int, str, Path | None]]  # fold, num_folds, deployment, agent file
@@ -299,21 +271,19 @@ def evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, An
                              agent_deployment_name(req.lm.model, method, task.key, fold), path))
         for fold, num_folds, deployment, agent_file in runs:
             target = record_path(req.output_dir, task.key, req.lm.model, method, fold)
-            agent_fp = fingerprint(agent_file.read_text(encoding="utf-8")) if agent_file else None
-            spec_id = fingerprint({"scenario": req.scenario, "lm": {k: v for k, v in lm_public.items()
-                                                                    if k not in ("api_base", "timeout")},
-                                   "method": method, "fold": fold, "seed": req.seed, "eval_limit": req.eval_limit,
-                                   "deployment": req.helm_deployment, "agent": agent_fp})
+            inputs = EvaluationInputs(
+                run_entry=req.scenario, lm=answer_settings, method=method, fold=fold, num_folds=num_folds,
+                seed=req.seed, eval_limit=req.eval_limit, helm_deployment=req.helm_deployment,
+                metric=task.main_metric, suite=req.suite, data=data_fp, versions=versions,
+                agent_sha256=agent_digest(agent_file.read_bytes()) if agent_file else None,
+            )
+            spec_id = fingerprint(inputs.model_dump(mode="json"))
             if target.is_file() and not force:
-                try:
-                    existing = read_record(EvaluationRecord, target)
-                except DataError as exc:
-                    logger.warning("Re-running the evaluation behind an unusable record: %s", exc)
-                else:
-                    if existing.spec_fingerprint == spec_id:
-                        emit({"stage": "up to date", "method": method, "fold": fold})
-                        records.append(EvaluationResult(record=existing, path=target, reused=True))
-                        continue
+                reusable = _reusable(target, spec_id, req.output_dir)
+                if reusable is not None:
+                    emit({"stage": "up to date", "method": method, "fold": fold})
+                    records.append(EvaluationResult(record=reusable, path=target, reused=True))
+                    continue
             spec = _run_spec(name, args, deployment, data_dir=task.data_dir)
             if method != METHOD_BASELINE:
                 spec = _zero_shot_prompt(spec)
@@ -321,11 +291,11 @@ def evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, An
             spec = evaluation_run_spec(spec, name=run_name, seed=req.seed, eval_limit=req.eval_limit, fold=fold,
                                        num_folds=num_folds, main_split=task.main_split)
             emit({"stage": "evaluating", "method": method, "fold": fold, "run": run_name})
-            before = dict(EVALUATION_USAGE.get(f"{req.lm.model}:{method}", {}))
+            ledger = UsageLedger(req.output_dir / "helm" / "usage" / f"{fingerprint(run_name)}.jsonl").start()
+            counted = attach_usage_ledger(deployment, str(ledger.path))
             started = time.perf_counter()
-            with count_retries() as retries:
-                result = run_benchmark(run_specs=[spec], suite=req.suite, output_path=req.helm_output,
-                                       local_path=req.local_path, num_threads=req.num_threads, exit_on_error=True)
+            result = run_benchmark(run_specs=[spec], suite=req.suite, output_path=req.helm_output,
+                                   local_path=req.local_path, num_threads=req.num_threads, exit_on_error=True)
             wall = time.perf_counter() - started
             run = result.runs[0]
             stat = run.stat(task.main_metric, task.main_split)
@@ -334,14 +304,14 @@ def evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, An
                     f"HELM run {run_name} produced no '{task.main_metric}' on split '{task.main_split}'; "
                     f"see {run.path / 'stats.json'}."
                 )
-            after = EVALUATION_USAGE.get(f"{req.lm.model}:{method}", {})
             counts = _scenario_state_counts(run.path)
             if counts.get("requests") and counts.get("failed_requests") == counts["requests"]:
                 raise HelmRunError(
                     f"Every request of HELM run {run_name} failed (first error: {counts.get('first_error')}); "
                     f"no record written. Check the model's endpoint and key, then re-run; see {run.path}."
                 )
-            usage = _usage(method, before, after, counts, run, prices)
+            totals = ledger.totals()
+            usage = _usage(method, totals, counts, run, prices)
             record = EvaluationRecord(
                 scenario=task.key, run_entry=req.scenario, model=req.lm.model, method=method,
                 fold=fold, num_folds=num_folds, suite=req.suite,
@@ -351,14 +321,40 @@ def evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, An
                 mean=float(stat.get("mean", stat["sum"] / max(1, stat["count"]))),
                 count=int(counts.get("requests") or stat["count"]),
                 helm_official=_official(task, run), deployment=deployment,
-                **usage, retries=retries.count, wall_time_s=round(wall, 3), **counts,
+                **usage, retries=totals.retries if counted else 0, wall_time_s=round(wall, 3), **counts,
                 optimization=_optimization_usage(agent_file),
-                spec_fingerprint=spec_id,
+                spec_fingerprint=spec_id, inputs=inputs,
             )
             write_record(target, record)
             records.append(EvaluationResult(record=record, path=target, reused=False))
             emit({"stage": "evaluated", "method": method, "fold": fold, "mean": record.mean})
     return records
+
+
+def _reusable(target: Path, spec_id: str, output_dir: Path) -> EvaluationRecord | None:
+    """The record at ``target`` when its inputs are unchanged and HELM's output behind it is intact; else None.
+
+    A record of other inputs (data, metric, suite, agent, settings, versions), a damaged record,
+    or a HELM run directory that is gone or whose ``stats.json`` / ``per_instance_stats.json``
+    no longer parse means the evaluation runs again (HELM's request cache makes that cheap).
+    """
+    try:
+        existing = read_record(EvaluationRecord, target)
+    except DataError as exc:
+        logger.warning("Re-running the evaluation behind an unusable record: %s", exc)
+        return None
+    if existing.spec_fingerprint != spec_id:
+        logger.info("Re-running %s: its inputs changed", target)
+        return None
+    run_dir = Path(existing.run_dir) if Path(existing.run_dir).is_absolute() else output_dir / existing.run_dir
+    for name in ("stats.json", "per_instance_stats.json"):
+        try:
+            read_json(run_dir / name)
+        except (OSError, ValueError) as exc:
+            logger.warning("Re-running the evaluation of %s: HELM's %s is missing or damaged (%s)", target,
+                           run_dir / name, type(exc).__name__)
+            return None
+    return existing
 
 
 def _official(task: Any, run: Any) -> HelmOfficial | None:
@@ -392,9 +388,13 @@ def _optimization_usage(agent_file: Path | None) -> Usage | None:
                  wall_time_s=float(meta.wall_time_s or 0.0))
 
 
-def _usage(method: str, before: dict[str, Any], after: dict[str, Any], counts: dict[str, int],
-           run: Any, prices: Prices) -> dict[str, Any]:
-    """Calls and tokens of one evaluation, priced with the model's prices (cost None where unknown)."""
+def _usage(method: str, totals: LedgerTotals, counts: dict[str, Any], run: Any, prices: Prices) -> dict[str, Any]:
+    """Calls and tokens of one evaluation, priced with the model's prices (cost None where unknown).
+
+    A DSPy method's calls and tokens are what its client counted in the run's ledger (answers
+    from HELM's cache cost nothing); the baseline's are HELM's own: its requests that missed
+    HELM's cache, with HELM's token counts.
+    """
     if method == METHOD_BASELINE:
         calls = counts.get("requests", 0) - counts.get("cached_requests", 0)
         prompt = run.stat("num_prompt_tokens")
@@ -404,8 +404,8 @@ def _usage(method: str, before: dict[str, Any], after: dict[str, Any], counts: d
                  "prompt_tokens": round((prompt or {}).get("mean", 0) * n) if calls else 0,
                  "completion_tokens": round((output or {}).get("mean", 0) * n) if calls else 0}
     else:
-        usage = {key: int(after.get(key, 0)) - int(before.get(key, 0))
-                 for key in ("lm_calls", "prompt_tokens", "completion_tokens")}
+        usage = {"lm_calls": totals.lm_calls, "prompt_tokens": totals.prompt_tokens,
+                 "completion_tokens": totals.completion_tokens}
     return usage | {"cost": prices.cost(usage["prompt_tokens"], usage["completion_tokens"])}
 
 

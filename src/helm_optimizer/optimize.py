@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from helm_optimizer import __version__
+from helm_optimizer._env import package_versions
 from helm_optimizer._io import check_writable, fingerprint, os_error
 from helm_optimizer.config import OptimizeConfig
-from helm_optimizer.errors import AgentExistsError, BudgetExceededError, HelmOptimizerError, ModelError, caused_by
+from helm_optimizer.errors import BudgetExceededError, DataError, HelmOptimizerError, ModelError, caused_by
 from helm_optimizer.records import AgentData, AgentMeta, AgentScores
 
 __all__ = ["AgentResult", "OptimizeResult", "ProgressSink", "config_fingerprint", "optimize", "package_versions"]
@@ -30,18 +29,6 @@ logger = logging.getLogger(__name__)
 ProgressSink = Callable[[dict[str, Any]], None]
 _IRRELEVANT = {"num_threads", "cache", "max_calls", "max_cost", "fold"}
 _IRRELEVANT_LM = {"api_base", "timeout", "num_retries", "api_key_env"}
-
-
-def package_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version(), "helm-optimizer": __version__}
-    for name in ("dspy", "crfm-helm", "litellm"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "missing"
-    return out
 
 
 def config_fingerprint(config: OptimizeConfig) -> str:
@@ -190,7 +177,7 @@ def _optimize_one(config: OptimizeConfig, optimizer: Any, dataset: Any, emit: Pr
     import dspy
 
     from helm_optimizer.agents.program import make_program
-    from helm_optimizer.agents.store import agent_path, meta_matches_agent, read_meta, save_agent
+    from helm_optimizer.agents.store import agent_path, meta_matches_agent, read_meta, save_agent, set_aside
     from helm_optimizer.optimizers.base import OptimizeContext
 
     agents_dir = config.output_dir / "agents"
@@ -198,26 +185,30 @@ def _optimize_one(config: OptimizeConfig, optimizer: Any, dataset: Any, emit: Pr
     path = agent_path(agents_dir, dataset.key, config.lm.model, config.optimizer, fold)
     cfg_fp = config_fingerprint(config)
     data_fp = dataset.fingerprint
-    existing = read_meta(path) if path.exists() else None
-    if existing and not config.force:
-        current = meta_matches_agent(path, existing)
-        if current and existing.config_fingerprint == cfg_fp and existing.data.fingerprint == data_fp:
+    stale_reason: str | None
+    try:
+        existing = read_meta(path) if path.exists() else None
+    except DataError as exc:
+        existing, stale_reason = None, f"its metadata is damaged ({exc})"
+    else:
+        stale_reason = None if existing is not None or not path.exists() else "it has no metadata"
+    if existing is not None and not config.force:
+        if not meta_matches_agent(path, existing):
+            stale_reason = "the agent file does not match its metadata (an interrupted replacement?)"
+        elif existing.config_fingerprint != cfg_fp:
+            stale_reason = "it was written from a different configuration"
+        elif existing.data.fingerprint != data_fp:
+            stale_reason = "its optimization data changed"
+        else:
             emit({"stage": "up to date", "path": str(path)})
             return AgentResult(path=path, fold=fold, status="up to date", val_before=existing.scores.val_before,
                                val_after=existing.scores.val_after, usage={"lm_calls": 0}, wall_time_s=0.0,
                                meta=existing)
-        if not current:
-            raise AgentExistsError(
-                f"The agent at {path} does not match its metadata (an interrupted --force replacement?); "
-                "pass --force to write it again."
-            )
-        raise AgentExistsError(
-            f"An agent from a different configuration exists at {path}; pass --force to replace it or use "
-            "another --output-dir."
-        )
-    if path.exists() and existing is None and not config.force:
-        raise AgentExistsError(f"An agent without metadata exists at {path}; pass --force to replace it.")
-
+    if stale_reason is not None and not config.force:
+        kept = set_aside(path)
+        logger.warning("Rebuilding the agent at %s: %s; the previous files are kept as %s (answers already paid "
+                       "for come from the LM cache).", path, stale_reason, ", ".join(str(p) for p in kept) or "-")
+        emit({"stage": "rebuilding", "path": str(path), "reason": stale_reason})
     _configure_cache(config)
     meter = meter_cls(max_calls=config.max_calls, max_cost=config.max_cost, concurrency=config.num_threads)
     task_lm = build_lm(config.lm, cache=config.cache, meter=meter, parallel=config.num_threads)

@@ -30,6 +30,7 @@ __all__ = [
     "AgentData",
     "AgentMeta",
     "AgentScores",
+    "EvaluationInputs",
     "EvaluationRecord",
     "HelmOfficial",
     "ReportFile",
@@ -134,6 +135,26 @@ class HelmOfficial(_Record):
     mean: float | None = None
 
 
+class EvaluationInputs(_Record):
+    """Everything that decides an evaluation's result; a record whose inputs changed is recomputed."""
+
+    run_entry: str
+    lm: dict[str, Any]
+    """The model's settings that change its answers (no endpoint, no secret)."""
+    method: str
+    fold: int | None = None
+    num_folds: int = 1
+    seed: int
+    eval_limit: int | None = None
+    helm_deployment: str | None = None
+    metric: str
+    suite: str
+    data: str
+    """Fingerprint of the evaluated split's instances (ids, inputs, references)."""
+    agent_sha256: str | None = None
+    versions: dict[str, str] = Field(default_factory=dict)
+
+
 class EvaluationRecord(_Record):
     """One HELM run of one method on one (scenario, model[, fold])."""
 
@@ -165,6 +186,8 @@ class EvaluationRecord(_Record):
     first_error: str | None = None
     optimization: Usage | None = None
     spec_fingerprint: str | None = None
+    """Fingerprint of ``inputs``."""
+    inputs: EvaluationInputs | None = None
 
     @field_validator("mean", "cost", "wall_time_s")
     @classmethod
@@ -207,6 +230,8 @@ class ReportFile(_Record):
     rankings: list[dict[str, Any]] = Field(default_factory=list)
     ranking_flips: list[dict[str, Any]] = Field(default_factory=list)
     run_dirs: list[str] = Field(default_factory=list)
+    stale_records: list[dict[str, str]] = Field(default_factory=list)
+    """Evaluation records left out of the table, with the reason (``path``, ``reason``)."""
 
     @model_validator(mode="after")
     def _rows_have_the_columns(self) -> ReportFile:

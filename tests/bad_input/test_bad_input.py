@@ -223,16 +223,24 @@ def test_agents_of_other_dspy_versions_show(name: str, cli: CliRunner) -> None:
 def test_agent_with_metadata_of_another_agent_is_not_trusted(tmp_path: Path) -> None:
     """An agent replaced without its metadata (interrupted --force) is detected, not reused."""
     from helm_optimizer.agents.store import meta_matches_agent
+    from helm_optimizer.records import AgentData, AgentMeta, AgentScores
+
+    def meta(digest: str | None) -> AgentMeta:
+        return AgentMeta(
+            scenario="s", run_entry="s", model="m", optimizer="LabeledFewShot", seed=0, config={},
+            config_fingerprint="c", created_at="t", agent_sha256=digest, scores=AgentScores(metric="em"),
+            data=AgentData(fingerprint="d", train_size=1, val_size=1, strategy="s", main_metric="em", eval_size=1,
+                           eval_ids_fingerprint="e", test_size=1))
 
     agent = tmp_path / "LabeledFewShot.json"
     shutil.copy(AGENT_FIXTURES / "reference_dspy_3.0.3_cot.json", agent)
-    assert meta_matches_agent(agent, {"format": 1})  # metadata from before hashes were recorded
+    assert meta_matches_agent(agent, meta(None))  # metadata from before hashes were recorded
     import hashlib
 
     digest = hashlib.sha256(agent.read_bytes()).hexdigest()
-    assert meta_matches_agent(agent, {"agent_sha256": digest})
+    assert meta_matches_agent(agent, meta(digest))
     agent.write_text(json.dumps({"predict": {"demos": [], "signature": {"fields": []}}}))
-    assert not meta_matches_agent(agent, {"agent_sha256": digest})
+    assert not meta_matches_agent(agent, meta(digest))
 
 
 def test_key_env_must_be_set_for_optimize(cli: CliRunner, earlier: Earlier, tmp_path: Path,

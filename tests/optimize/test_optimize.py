@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from helm_optimizer.config import LMConfig, OptimizeConfig
-from helm_optimizer.errors import AgentExistsError, BudgetExceededError, ModelError, UnknownNameError
+from helm_optimizer.errors import BudgetExceededError, ModelError, UnknownNameError
 from helm_optimizer.optimize import optimize
 from helm_optimizer.optimizers import OPTIMIZERS
 from helm_optimizer.serving.fake import FakeOpenAIServer
@@ -99,8 +99,16 @@ def test_repeat_costs_zero_calls_and_existing_agents_are_kept(tmp_path: Path, ex
         assert forced.agents[0].status == "written"
         assert fake.stats()["completions"] == calls  # every answer came from the LM cache
         assert forced.agents[0].path.read_bytes() == first.agents[0].path.read_bytes()
-        with pytest.raises(AgentExistsError, match="--force"):
-            optimize(config.model_copy(update={"seed": 9}), plugins=(example_plugin,))
+        # Another configuration: the agent no longer matches, so it is rebuilt and the old pair kept aside.
+        rebuilt = optimize(config.model_copy(update={"seed": 9}), plugins=(example_plugin,))
+        assert rebuilt.agents[0].status == "written" and rebuilt.agents[0].meta.seed == 9
+        kept = sorted(p.name for p in rebuilt.agents[0].path.parent.glob("BootstrapFewShot.*replaced-*.json"))
+        assert len(kept) == 2 and kept[0].startswith("BootstrapFewShot.meta.replaced-")
+        # A damaged metadata file is rebuilt too, never a traceback.
+        meta = rebuilt.agents[0].path.with_name("BootstrapFewShot.meta.json")
+        meta.write_text('{"schema_version": 2, "scen')
+        again = optimize(config.model_copy(update={"seed": 9}), plugins=(example_plugin,))
+        assert again.agents[0].status == "written"
 
 
 def test_budget_stops_cleanly_without_writing(server: FakeOpenAIServer, tmp_path: Path, example_plugin: str) -> None:

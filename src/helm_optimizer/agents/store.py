@@ -35,6 +35,7 @@ __all__ = [
     "meta_path",
     "read_meta",
     "save_agent",
+    "set_aside",
 ]
 
 logger = logging.getLogger(__name__)
@@ -120,6 +121,23 @@ def save_agent(program: Any, path: Path, meta: AgentMeta, *, force: bool = False
         write_record(meta_path(path), meta)
         write_bytes_atomic(path, data)
     return meta
+
+
+def set_aside(path: Path) -> list[Path]:
+    """Move an agent and its metadata out of the way (``<name>.replaced-<UTC time>.json``); nothing is deleted.
+
+    The moved files no longer match the agent layout, so no reader takes them for current agents.
+    """
+    import datetime as dt
+
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    moved = []
+    for file in (Path(path), meta_path(path)):
+        if file.exists():
+            target = file.with_name(f"{file.name[: -len('.json')]}.replaced-{stamp}.json")
+            file.replace(target)
+            moved.append(target)
+    return moved
 
 
 def meta_matches_agent(path: Path, meta: AgentMeta) -> bool:

@@ -31,6 +31,7 @@ __all__ = [
     "agent_deployments",
     "agent_file_deployment",
     "agents_dir_deployments",
+    "attach_usage_ledger",
     "baseline_deployment",
     "register",
     "register_agents_dir",
@@ -237,6 +238,30 @@ def register(deployments: DeploymentSet) -> list[str]:
                 if kind == "dep":
                     names.append(item["name"])
     return names
+
+
+_LEDGER_CLIENTS = (AGENT_CLIENT, "helm_optimizer.plugin.clients.OpenAICompatibleClient",
+                   "helm_optimizer.plugin.clients.EmbeddedOpenAIClient")
+
+
+def attach_usage_ledger(deployment: str, ledger: str) -> bool:
+    """Re-register ``deployment`` with ``usage_ledger=ledger`` in its client arguments (our clients only).
+
+    Returns False, changing nothing, for a deployment served by a client of HELM's own, whose
+    calls are then counted from HELM's output alone (retries unknown).
+    """
+    import dataclasses
+
+    from helm.benchmark.model_deployment_registry import get_model_deployment, register_model_deployment
+
+    current = get_model_deployment(deployment)
+    if current.client_spec.class_name not in _LEDGER_CLIENTS:
+        return False
+    spec = dataclasses.replace(current.client_spec, args={**current.client_spec.args, "usage_ledger": ledger})
+    with _lock:
+        register_model_deployment(dataclasses.replace(current, client_spec=spec))
+        _registered.pop(f"dep:{deployment}", None)  # what HELM holds now differs from the plain entry
+    return True
 
 
 def register_core() -> None:

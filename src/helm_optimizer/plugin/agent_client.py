@@ -24,15 +24,13 @@ from helm.common.cache import CacheConfig
 from helm.common.request import ErrorFlags, GeneratedOutput, Request, RequestResult, Token, wrap_request_time
 
 from helm_optimizer.helm.task import request_to_inputs
+from helm_optimizer.ledger import UsageLedger
 from helm_optimizer.naming import METHOD_ZS_COT, METHOD_ZS_PREDICT
 
-__all__ = ["EVALUATION_USAGE", "AgentClient"]
+__all__ = ["AgentClient"]
 
 logger = logging.getLogger(__name__)
 
-# LM usage of agent evaluations in this process, per deployment (calls that missed HELM's cache).
-EVALUATION_USAGE: dict[str, Any] = {}
-_usage_lock = threading.Lock()
 _ZERO_SHOT = {METHOD_ZS_PREDICT: "predict", METHOD_ZS_COT: "cot"}
 
 
@@ -41,7 +39,8 @@ class AgentClient(CachingClient):  # type: ignore[misc]
 
     def __init__(self, cache_config: CacheConfig, method: str = METHOD_ZS_COT, model: str | None = None,
                  lm: dict[str, Any] | None = None, agents_dir: str | None = None, agent_path: str | None = None,
-                 program: str | None = None, tokenizer_name: str | None = None, **_: Any) -> None:
+                 program: str | None = None, tokenizer_name: str | None = None, usage_ledger: str | None = None,
+                 **_: Any) -> None:
         super().__init__(cache_config=cache_config)
         from helm_optimizer.config import LMConfig
 
@@ -57,7 +56,7 @@ class AgentClient(CachingClient):  # type: ignore[misc]
         self._adapter: Any = None
         self._programs: dict[str, tuple[Any, str]] = {}
         self._lock = threading.Lock()
-        self.deployment = f"{self.model}:{method}"
+        self.ledger = UsageLedger(usage_ledger) if usage_ledger else None
 
     # -- setup (lazy: HELM builds clients before the first request) ----------------------------
     def _ensure_lm(self) -> None:
@@ -176,12 +175,13 @@ class AgentClient(CachingClient):  # type: ignore[misc]
         return {"output": "" if output is None else str(output), **meter.snapshot()}
 
     def _record(self, meter: Any) -> None:
-        with _usage_lock:
-            total = EVALUATION_USAGE.setdefault(self.deployment, {"lm_calls": 0, "prompt_tokens": 0,
-                                                                  "completion_tokens": 0})
-            snap = meter.snapshot()
-            for key in ("lm_calls", "prompt_tokens", "completion_tokens"):
-                total[key] += int(snap.get(key) or 0)
+        """Count this answer's LM calls, tokens and retries in the run's ledger (HELM's cache missed)."""
+        if self.ledger is None:
+            return
+        snap = meter.snapshot()
+        self.ledger.add(lm_calls=int(snap.get("lm_calls") or 0), prompt_tokens=int(snap.get("prompt_tokens") or 0),
+                        completion_tokens=int(snap.get("completion_tokens") or 0),
+                        retries=int(snap.get("retries") or 0))
 
 
 class _Fatal(Exception):

@@ -13,6 +13,8 @@ from helm.common.request import ErrorFlags, GeneratedOutput, Request, RequestRes
 from helm.common.tokenization_request import TokenizationRequest
 from helm.tokenizers.tokenizer import Tokenizer
 
+from helm_optimizer.ledger import UsageLedger
+
 __all__ = ["EmbeddedOpenAIClient", "OpenAICompatibleClient", "PromptOnlyClient"]
 
 
@@ -31,10 +33,13 @@ class OpenAICompatibleClient(OpenAIClient):  # type: ignore[misc]
     def __init__(self, cache_config: CacheConfig, base_url: str | None = None, api_key_env: str | None = None,
                  openai_model_name: str | None = None, timeout: float = 120.0, max_retries: int = 5,
                  max_completions_per_request: int | None = None, tokenizer: Tokenizer | None = None,
-                 tokenizer_name: str | None = None, **kwargs: Any) -> None:
+                 tokenizer_name: str | None = None, usage_ledger: str | None = None, **kwargs: Any) -> None:
         kwargs.pop("api_key", None)
         kwargs.pop("org_id", None)
         api_key = os.environ.get(api_key_env, "") if api_key_env else ""
+        self.ledger = UsageLedger(usage_ledger) if usage_ledger else None
+        if self.ledger is not None:
+            kwargs["http_client"] = _counting_http_client(self.ledger)
         super().__init__(cache_config=cache_config, api_key=api_key or "not-needed", base_url=base_url,
                          openai_model_name=openai_model_name, timeout=timeout, max_retries=max_retries, **kwargs)
         self.max_completions_per_request = max_completions_per_request
@@ -89,6 +94,22 @@ class OpenAICompatibleClient(OpenAIClient):  # type: ignore[misc]
             return completion
         pieces = self.tokenizer.tokenize(TokenizationRequest(text=completion.text, tokenizer=self.tokenizer_name))
         return dataclasses.replace(completion, tokens=[Token(text=str(p), logprob=0.0) for p in pieces.raw_tokens])
+
+
+def _counting_http_client(ledger: UsageLedger) -> Any:
+    """An HTTP client that counts each retried attempt of the OpenAI SDK in ``ledger``.
+
+    The SDK marks every attempt with ``x-stainless-retry-count`` (0 for the first); an attempt
+    with a count above 0 is one retry.
+    """
+    from openai import DefaultHttpxClient
+
+    def on_request(request: Any) -> None:
+        count = request.headers.get("x-stainless-retry-count", "0")
+        if count.isdigit() and int(count) > 0:
+            ledger.add(retries=1)
+
+    return DefaultHttpxClient(event_hooks={"request": [on_request]})
 
 
 class EmbeddedOpenAIClient(OpenAICompatibleClient):

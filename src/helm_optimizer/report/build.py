@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -10,8 +11,9 @@ from pathlib import Path
 from helm_optimizer._io import write_bytes_atomic, write_text_atomic
 from helm_optimizer.errors import DataError
 from helm_optimizer.report.plots import render_figures
-from helm_optimizer.report.records import load_records, load_results
+from helm_optimizer.report.records import find_record_files, load_records, load_results
 from helm_optimizer.report.render import render_csv, render_html, render_json, render_markdown
+from helm_optimizer.report.scope import StaleRecord, split_current
 from helm_optimizer.report.stats import DEFAULT_RESAMPLES
 from helm_optimizer.report.table import ReportRow, build_table
 
@@ -34,6 +36,8 @@ class ReportPaths:
     rankings_png: Path
     rankings_svg: Path
     rows: tuple[ReportRow, ...] = field(default=(), repr=False, compare=False)
+    stale: tuple[StaleRecord, ...] = field(default=(), repr=False, compare=False)
+    """Records left out: not of the current configuration, or their agent changed."""
 
     @property
     def files(self) -> tuple[Path, ...]:
@@ -62,7 +66,11 @@ def build_report(
         raise DataError(f"resamples must be at least 1, not {resamples}; pass e.g. --resamples 2000.")
     output_dir = Path(output_dir)
     target = output_dir / "report" if out_dir is None else Path(out_dir)
-    records = load_records(output_dir)
+    current, stale = split_current(find_record_files(output_dir), output_dir)
+    if not current and stale:
+        raise DataError(f"Every evaluation record under {output_dir / 'evaluations'} is stale (e.g. {stale[0].path}: "
+                        f"{stale[0].reason}); re-run `helm-optimizer sweep CONFIG` to evaluate the current setup.")
+    records = load_records(output_dir, current)
     results = load_results(records)
     table = build_table(results, seed=seed, resamples=resamples)
     figures = render_figures(table)
@@ -77,15 +85,17 @@ def build_report(
         rankings_png=target / "rankings.png",
         rankings_svg=target / "rankings.svg",
         rows=table.rows,
+        stale=tuple(stale),
     )
-    write_text_atomic(paths.markdown, render_markdown(table))
+    write_text_atomic(paths.markdown, render_markdown(table) + _stale_markdown(stale, output_dir))
     write_text_atomic(paths.csv, render_csv(table))
-    write_text_atomic(paths.json, render_json(table))
+    write_text_atomic(paths.json, render_json(table, stale=[{"path": _rel(s.path, output_dir), "reason": s.reason}
+                                                            for s in stale]))
     write_bytes_atomic(paths.figure_png, figures.scores_png)
     write_bytes_atomic(paths.figure_svg, figures.scores_svg)
     write_bytes_atomic(paths.rankings_png, figures.rankings_png)
     write_bytes_atomic(paths.rankings_svg, figures.rankings_svg)
-    write_text_atomic(paths.html, render_html(table, figures))
+    write_text_atomic(paths.html, _with_stale_html(render_html(table, figures), stale, output_dir))
     flagged = sum(1 for r in table.rows if r.warnings)
     if flagged:
         logger.warning(
@@ -93,6 +103,31 @@ def build_report(
         )
     logger.info("Wrote report of %d rows to %s", len(table.rows), target)
     return paths
+
+
+def _rel(path: Path, root: Path) -> str:
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+def _stale_markdown(stale: Sequence[StaleRecord], root: Path) -> str:
+    if not stale:
+        return ""
+    lines = ["", f"## Stale records left out ({len(stale)})", "",
+             "These evaluations no longer match the configuration or the agents on disk; re-run the sweep to "
+             "replace them.", ""]
+    lines += [f"- `{_rel(s.path, root)}`: {s.reason}" for s in stale]
+    return "\n".join(lines) + "\n"
+
+
+def _with_stale_html(page: str, stale: Sequence[StaleRecord], root: Path) -> str:
+    if not stale:
+        return page
+    items = "".join(f"<li><code>{html.escape(_rel(s.path, root))}</code>: {html.escape(s.reason)}</li>"
+                    for s in stale)
+    section = (f'<section id="stale"><h2>Stale records left out ({len(stale)})</h2><p>These evaluations no longer '
+               f"match the configuration or the agents on disk; re-run the sweep to replace them.</p><ul>{items}"
+               "</ul></section>")
+    return page.replace("</body>", section + "</body>", 1) if "</body>" in page else page + section
 
 
 def _fmt(value: float | None, signed: bool = False) -> str:

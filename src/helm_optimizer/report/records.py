@@ -150,9 +150,9 @@ def load_record(path: Path, output_dir: Path) -> EvaluationRecord:
     )
 
 
-def load_records(output_dir: Path) -> list[EvaluationRecord]:
-    """All records under ``OUTPUT_DIR/evaluations``; :class:`DataError` when there are none."""
-    files = find_record_files(output_dir)
+def load_records(output_dir: Path, files: Sequence[Path] | None = None) -> list[EvaluationRecord]:
+    """The records ``files`` (default: all under ``OUTPUT_DIR/evaluations``); DataError when there are none."""
+    files = find_record_files(output_dir) if files is None else list(files)
     if not files:
         raise DataError(NO_RECORDS_MESSAGE)
     records = [load_record(p, output_dir) for p in files]

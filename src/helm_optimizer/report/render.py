@@ -211,7 +211,7 @@ def render_csv(table: ReportTable) -> str:
     return buffer.getvalue()
 
 
-def render_json(table: ReportTable) -> str:
+def render_json(table: ReportTable, *, stale: list[dict[str, str]] | None = None) -> str:
     """Rows in :data:`COLUMNS` order at full precision, with rankings, flips and run directories."""
     payload = ReportFile(
         seed=table.seed,
@@ -224,6 +224,7 @@ def render_json(table: ReportTable) -> str:
         ],
         ranking_flips=[asdict(f) for f in table.flips],
         run_dirs=list(table.run_dirs),
+        stale_records=stale or [],
     )
     return json.dumps(payload.model_dump(mode="json"), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 

@@ -34,6 +34,7 @@ __all__ = [
     "STRATEGY_SCENARIO",
     "ScenarioDataset",
     "default_cache_root",
+    "evaluation_data_fingerprint",
     "load_dataset",
 ]
 
@@ -116,6 +117,9 @@ class ScenarioDataset:
 # Instance loading with a local cache
 # ---------------------------------------------------------------------------------------------
 def _file_stamp(data_dir: str | None) -> list[Any]:
+    """The content of every file under ``data_dir`` (SHA-256), so that any edit is seen, whatever its mtime."""
+    import hashlib
+
     if not data_dir:
         return []
     root = Path(data_dir)
@@ -123,10 +127,32 @@ def _file_stamp(data_dir: str | None) -> list[Any]:
         return [str(root)]
     stamps = []
     for path in sorted(root.rglob("*")):
-        if path.is_file():
-            stat = path.stat()
-            stamps.append([str(path.relative_to(root)), stat.st_size, int(stat.st_mtime)])
+        if path.is_file() and not path.name.startswith("."):
+            digest = hashlib.sha256()
+            with open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+            stamps.append([str(path.relative_to(root)), digest.hexdigest()])
     return stamps
+
+
+def evaluation_data_fingerprint(task: Any, cache_root: Path) -> str:
+    """A fingerprint of the instances HELM evaluates ``task`` on: ids, inputs and references of its test split.
+
+    Any change to the data (a file edited, another data directory with other content, another
+    version of a downloaded dataset) changes it.
+    """
+    instances = _task_instances(task, cache_root)
+    return fingerprint([
+        [str(i.id), i.input.text, [[r.output.text, bool(r.is_correct)] for r in i.references]]
+        for i in instances if i.split == task.main_split
+    ])
+
+
+def _task_instances(task: Any, cache_root: Path) -> list[Any]:
+    spec_key = {"entry": task.name, "args": task.args, "scenario": task.scenario_spec.class_name,
+                "scenario_args": task.scenario_spec.args, "files": _file_stamp(task.data_dir)}
+    return _cached_instances(cache_root, "scenario", spec_key, lambda: task.load_instances(cache_root))
 
 
 def _cached_instances(cache_root: Path, role: str, key_parts: dict[str, Any], build: Any) -> list[Any]:
@@ -239,9 +265,7 @@ def _helm_dataset(entry: str, *, data_dir: str | Path | None, seed: int, limit: 
     from helm_optimizer.helm.task import build_task
     from helm_optimizer.metrics.helm_metric import HelmScorer
     task = build_task(entry, data_dir=data_dir, plugins=plugins, metric=metric)
-    spec_key = {"entry": task.name, "args": task.args, "scenario": task.scenario_spec.class_name,
-                "scenario_args": task.scenario_spec.args, "files": _file_stamp(task.data_dir)}
-    instances = _cached_instances(cache_root, "scenario", spec_key, lambda: task.load_instances(cache_root))
+    instances = _task_instances(task, cache_root)
     test = [i for i in instances if i.split == task.main_split]
     if not test:
         splits = sorted({str(i.split) for i in instances})
