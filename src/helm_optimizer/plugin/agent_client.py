@@ -57,6 +57,8 @@ class AgentClient(CachingClient):  # type: ignore[misc]
         self._programs: dict[str, tuple[Any, str]] = {}
         self._lock = threading.Lock()
         self.ledger = UsageLedger(usage_ledger) if usage_ledger else None
+        self._retry_meter: Any = None
+        self._retries_seen = 0
 
     # -- setup (lazy: HELM builds clients before the first request) ----------------------------
     def _ensure_lm(self) -> None:
@@ -64,11 +66,13 @@ class AgentClient(CachingClient):  # type: ignore[misc]
             return
         with self._lock:
             if self._lm is None:
-                from helm_optimizer.lm import adapter_for, build_lm
+                from helm_optimizer.lm import UsageMeter, adapter_for, build_lm
 
-                # HELM's request cache is the cache here; DSPy's would hide calls from it.
+                # HELM's request cache is the cache here; DSPy's would hide calls from it. The LM's
+                # own meter counts its retried attempts (no budget: HELM decides what to ask).
                 self._adapter = adapter_for(self.lm_config)
-                self._lm = build_lm(self.lm_config, cache=False, check=False, parallel=8)
+                self._retry_meter = UsageMeter()
+                self._lm = build_lm(self.lm_config, cache=False, check=False, parallel=8, meter=self._retry_meter)
 
     def _resolve_agent(self) -> tuple[Path | None, str]:
         if self.method in _ZERO_SHOT:
@@ -179,9 +183,11 @@ class AgentClient(CachingClient):  # type: ignore[misc]
         if self.ledger is None:
             return
         snap = meter.snapshot()
+        with self._lock:  # retries are counted by the LM shared by every thread: hand on what is new
+            total = int(self._retry_meter.retries) if self._retry_meter is not None else 0
+            retries, self._retries_seen = total - self._retries_seen, total
         self.ledger.add(lm_calls=int(snap.get("lm_calls") or 0), prompt_tokens=int(snap.get("prompt_tokens") or 0),
-                        completion_tokens=int(snap.get("completion_tokens") or 0),
-                        retries=int(snap.get("retries") or 0))
+                        completion_tokens=int(snap.get("completion_tokens") or 0), retries=retries)
 
 
 class _Fatal(Exception):
