@@ -15,7 +15,12 @@ Agents live at ``agents/<scenario key>/<model path>/<optimizer>.json``:
   that is ``.``, ``..`` or starts with ``.`` has its dots encoded. The mapping is reversible, so two
   different model names never share a directory;
 * the *scenario key* is the run entry's name followed by its arguments sorted by key
-  (``head_qa:language=en`` becomes ``head_qa,language=en``), encoded the same way.
+  (``head_qa:language=en`` becomes ``head_qa,language=en``), encoded the same way; a key longer
+  than :data:`MAX_KEY_BYTES` (long path arguments) keeps its beginning and ends in ``~`` and a hash
+  of the whole key, so it stays one directory name and different scenarios never share one.
+
+A model path segment longer than a directory name may be (255 bytes once encoded) is refused
+with a :class:`~helm_optimizer.errors.ConfigError`: shortening it would lose the model's name.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from urllib.parse import quote, unquote
 from helm_optimizer.errors import ConfigError
 
 __all__ = [
+    "MAX_KEY_BYTES",
     "METHOD_BASELINE",
     "METHOD_ZS_COT",
     "METHOD_ZS_PREDICT",
@@ -51,6 +57,10 @@ METHOD_ZS_COT = "ZeroShotCoT"
 ZERO_SHOT_METHODS = (METHOD_ZS_PREDICT, METHOD_ZS_COT)
 # Longest HELM run name kept whole: HELM makes it a directory name (255 bytes on most file systems).
 _MAX_RUN_NAME = 180
+# Longest scenario key kept whole (the key is a directory name, like a model path segment).
+MAX_KEY_BYTES = 200
+_MAX_SEGMENT_BYTES = 255
+_DIGEST_CHARS = 16
 
 _SAFE = "-_.+@=,~"
 _ENTRY_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
@@ -81,7 +91,14 @@ def _encode_segment(segment: str) -> str:
 
 def model_path(model: str) -> str:
     """Relative directory (with ``/``) for a model name."""
-    return "/".join(_encode_segment(part) for part in model.split("/"))
+    segments = [_encode_segment(part) for part in model.split("/")]
+    for segment in segments:
+        if len(segment) > _MAX_SEGMENT_BYTES:
+            raise ConfigError(
+                f"The model name {model[:60]!r}... has a part of {len(segment)} bytes once encoded for the file "
+                f"system (at most {_MAX_SEGMENT_BYTES}); give the model a shorter name."
+            )
+    return "/".join(segments)
 
 
 def model_from_path(path: str) -> str:
@@ -120,7 +137,12 @@ def scenario_key(entry: str, *, drop: tuple[str, ...] = ("model", "model_deploym
     """Directory name of a run entry's scenario (model arguments removed, other args sorted)."""
     name, args = parse_run_entry(entry)
     parts = [name] + [f"{k}={v}" for k, v in sorted(args.items()) if k not in drop]
-    return _encode_segment(",".join(parts))
+    key = _encode_segment(",".join(parts))
+    if len(key) <= MAX_KEY_BYTES:
+        return key
+    digest = hashlib.sha256(key.encode("ascii")).hexdigest()[:_DIGEST_CHARS]
+    head = re.sub(r"%[0-9A-F]?$", "", key[: MAX_KEY_BYTES - _DIGEST_CHARS - 1])  # never half an escape
+    return f"{head}~{digest}"
 
 
 def method_slug(method: str) -> str:
@@ -167,7 +189,9 @@ def helm_run_name(entry_name: str, args: dict[str, str], deployment: str, *, eva
                   seed: int, fold: int | None) -> str:
     """HELM run name of one evaluation: readable, unique, and short enough to be a directory name.
 
-    HELM turns ``/`` into ``_`` in run names; a name longer than a directory name may be keeps its
+    ``/`` becomes ``_`` (as in HELM's own run names), and a name that held a ``/`` ends in ``~`` and a
+    hash of the exact name (``path=/a_b`` and ``path=_a/b`` must not share a run directory: HELM skips
+    a run whose directory is complete). A name longer than a directory name may be keeps its
     beginning and ends in a hash of the whole, so that different runs never share a directory.
     """
     parts = [*(f"{k}={v}" for k, v in sorted(args.items())), f"model={deployment}"]
@@ -177,9 +201,10 @@ def helm_run_name(entry_name: str, args: dict[str, str], deployment: str, *, eva
         parts.append(f"seed={seed}")
     if fold is not None:
         parts.append(f"fold={fold}")
-    name = (entry_name + ":" + ",".join(parts)).replace("/", "_")
-    if len(name.encode("utf-8")) <= _MAX_RUN_NAME:
-        return name
-    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:16]
+    exact = entry_name + ":" + ",".join(parts)
+    name = exact.replace("/", "_")
+    digest = hashlib.sha256(exact.encode("utf-8")).hexdigest()[:_DIGEST_CHARS]
+    if len(name.encode("utf-8")) + (len(digest) + 1 if "/" in exact else 0) <= _MAX_RUN_NAME:
+        return f"{name}~{digest}" if "/" in exact else name
     head = name.encode("utf-8")[: _MAX_RUN_NAME - len(digest) - 1].decode("utf-8", errors="ignore")
     return f"{head}~{digest}"

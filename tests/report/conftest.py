@@ -21,7 +21,9 @@ from helm.benchmark.metrics.metric_name import MetricName
 from helm.benchmark.metrics.statistic import Stat, merge_stat
 from helm.common.general import asdict_without_nones
 
-METHODS = ("baseline", "zs-cot", "MIPROv2")
+from helm_optimizer.naming import METHOD_ZS_COT, METHOD_ZS_PREDICT
+
+METHODS = ("baseline", METHOD_ZS_COT, "MIPROv2")
 MODELS = ("openai/gpt-4o", "meta/llama-3-8b")
 
 Scores = Mapping[str, float | Sequence[float]]
@@ -88,7 +90,7 @@ def record_fields(
     fold: int | None = None,
     num_folds: int = 1,
 ) -> dict[str, Any]:
-    optimized = method not in ("baseline", "zs-predict", "zs-cot")
+    optimized = method not in ("baseline", METHOD_ZS_PREDICT, METHOD_ZS_COT)
     return {
         "scenario": scenario,
         "run_entry": f"{scenario}:language=en",
@@ -134,10 +136,10 @@ class SweepOutput:
 # Target accuracies for the binary scenario: the MIPROv2 prompt reverses the order of the two models.
 _BINARY_RATES = {
     ("openai/gpt-4o", "baseline"): 0.70,
-    ("openai/gpt-4o", "zs-cot"): 0.75,
+    ("openai/gpt-4o", METHOD_ZS_COT): 0.75,
     ("openai/gpt-4o", "MIPROv2"): 0.55,
     ("meta/llama-3-8b", "baseline"): 0.45,
-    ("meta/llama-3-8b", "zs-cot"): 0.50,
+    ("meta/llama-3-8b", METHOD_ZS_COT): 0.50,
     ("meta/llama-3-8b", "MIPROv2"): 0.80,
 }
 
@@ -158,7 +160,7 @@ def build_sweep(output_dir: Path, *, n_binary: int = 40, n_fold: int = 30) -> Sw
             values = [1.0] * k + [0.0] * (n_binary - k)
             order = rng.permutation(n_binary)
             scores: dict[str, float | list[float]] = {f"id{i:04d}": values[j] for i, j in enumerate(order)}
-            if (model, method) == ("openai/gpt-4o", "zs-cot"):
+            if (model, method) == ("openai/gpt-4o", METHOD_ZS_COT):
                 scores["id0000"] = [1.0, 0.0]  # two train trials -> 0.5 for this instance
             key = ("med_qa", model, method)
             label = f"helm/benchmark_output/runs/sweep/med_qa:model={model.replace('/', '_')},method={method}"
@@ -178,7 +180,7 @@ def build_sweep(output_dir: Path, *, n_binary: int = 40, n_fold: int = 30) -> Sw
 
             # --- head_qa: continuous, 2 folds
             key = ("head_qa", model, method)
-            shift = {"baseline": 0.0, "zs-cot": 0.05, "MIPROv2": 0.15}[method]
+            shift = {"baseline": 0.0, METHOD_ZS_COT: 0.05, "MIPROv2": 0.15}[method]
             base = 0.4 if model == "openai/gpt-4o" else 0.3
             merged: dict[str, float] = {}
             total = 0.0

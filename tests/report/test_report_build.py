@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from helm_optimizer.errors import DataError
+from helm_optimizer.naming import METHOD_ZS_COT
 from helm_optimizer.report import ReportPaths, build_report
 from helm_optimizer.report.build import summarize_for_console
 from helm_optimizer.report.table import COLUMNS
@@ -116,7 +117,7 @@ def test_corrupt_record_is_a_data_error(sweep: Any) -> None:
 
 
 def test_missing_run_dir_is_a_data_error(sweep: Any) -> None:
-    key = ("med_qa", "meta/llama-3-8b", "zs-cot", None)
+    key = ("med_qa", "meta/llama-3-8b", METHOD_ZS_COT, None)
     path = sweep.records[key]
     data = json.loads(path.read_text())
     data["run_dir"] = "helm/benchmark_output/runs/sweep/gone"

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from helm_optimizer.errors import DataError
+from helm_optimizer.naming import METHOD_ZS_COT
 from helm_optimizer.report.records import (
     load_helm_aggregate,
     load_instance_scores,
@@ -38,7 +39,7 @@ def test_absolute_run_dir_is_accepted(sweep: Any) -> None:
 
 
 def test_instance_scores_average_trials_and_skip_perturbations(sweep: Any) -> None:
-    key = ("med_qa", "openai/gpt-4o", "zs-cot")
+    key = ("med_qa", "openai/gpt-4o", METHOD_ZS_COT)
     scores = load_instance_scores(sweep.run_dirs[(*key, None)], "exact_match", "test")
     assert scores == sweep.scores[key]
     assert scores["id0000"] == 0.5
@@ -77,7 +78,7 @@ def test_merge_folds_rejects_repeated_instance_ids() -> None:
 
 
 def test_overlapping_fold_runs_are_rejected(sweep: Any) -> None:
-    key = ("head_qa", "openai/gpt-4o", "zs-cot")
+    key = ("head_qa", "openai/gpt-4o", METHOD_ZS_COT)
     fold0, fold1 = sweep.run_dirs[(*key, 0)], sweep.run_dirs[(*key, 1)]
     for name in ("per_instance_stats.json", "stats.json"):
         shutil.copy(fold0 / name, fold1 / name)

@@ -5,6 +5,7 @@ import pytest
 from scipy.stats import binomtest
 
 from helm_optimizer.errors import DataError
+from helm_optimizer.naming import METHOD_ZS_COT
 from helm_optimizer.report.stats import (
     bootstrap_mean_ci,
     compare_paired,
@@ -122,7 +123,7 @@ def test_rank_models_breaks_ties_by_name() -> None:
 def test_ranking_flips_on_a_constructed_case() -> None:
     means = {
         "baseline": {"A": 0.7, "B": 0.5, "C": 0.3},
-        "zs-cot": {"A": 0.75, "B": 0.55, "C": 0.35},  # same order: no flip
+        METHOD_ZS_COT: {"A": 0.75, "B": 0.55, "C": 0.35},  # same order: no flip
         "MIPROv2": {"A": 0.6, "B": 0.8, "C": 0.3},  # A/B reverse; B/C and A/C keep order
         "tie": {"A": 0.5, "B": 0.5, "C": 0.1},  # a tie is not a flip
         "partial": {"C": 0.9, "D": 0.1},  # only C is shared with the baseline
@@ -131,4 +132,4 @@ def test_ranking_flips_on_a_constructed_case() -> None:
     assert [(f.method, f.model_a, f.model_b) for f in flips] == [("MIPROv2", "A", "B")]
     flip = flips[0]
     assert (flip.baseline_a, flip.baseline_b, flip.method_a, flip.method_b) == (0.7, 0.5, 0.6, 0.8)
-    assert ranking_flips("s", {"zs-cot": {"A": 1.0}}) == []
+    assert ranking_flips("s", {METHOD_ZS_COT: {"A": 1.0}}) == []

@@ -7,8 +7,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from helm_optimizer.naming import METHOD_ZS_COT
 from helm_optimizer.report.records import load_records, load_results
-from helm_optimizer.report.table import COLUMNS, ReportRow, ReportTable, build_table
+from helm_optimizer.report.table import COLUMNS, ReportRow, ReportTable, build_table, method_sort_key
 
 
 def _table(sweep: Any, resamples: int = 200) -> ReportTable:
@@ -38,7 +39,7 @@ def test_row_order_folds_and_usage(sweep: Any) -> None:
     table = _table(sweep)
     assert [(r.scenario, r.model, r.method) for r in table.rows[:3]] == [
         ("head_qa", "meta/llama-3-8b", "baseline"),
-        ("head_qa", "meta/llama-3-8b", "zs-cot"),
+        ("head_qa", "meta/llama-3-8b", METHOD_ZS_COT),
         ("head_qa", "meta/llama-3-8b", "MIPROv2"),
     ]
     folded = _row(table, "head_qa", "openai/gpt-4o", "MIPROv2")
@@ -46,7 +47,7 @@ def test_row_order_folds_and_usage(sweep: Any) -> None:
     assert folded.eval_lm_calls == 60 and folded.eval_wall_time_s == pytest.approx(3.0)
     assert folded.opt_lm_calls == 1800 and folded.opt_cost == pytest.approx(1.0)
     assert len(folded.run_dirs) == 2 and folded.run_dirs[0].endswith("fold=0")
-    plain = _row(table, "med_qa", "openai/gpt-4o", "zs-cot")
+    plain = _row(table, "med_qa", "openai/gpt-4o", METHOD_ZS_COT)
     assert plain.opt_lm_calls is None and plain.eval_lm_calls == 40
 
 
@@ -63,7 +64,7 @@ def test_comparisons_use_the_right_test(sweep: Any) -> None:
         assert row.delta_ci_low is not None and row.delta_ci_high is not None
         assert row.delta_ci_low <= row.delta <= row.delta_ci_high
         assert row.p_value is not None and row.significant == (row.p_value < 0.05)
-        if row.scenario == "med_qa" and (row.model, row.method) != ("openai/gpt-4o", "zs-cot"):
+        if row.scenario == "med_qa" and (row.model, row.method) != ("openai/gpt-4o", METHOD_ZS_COT):
             assert row.test == "mcnemar-exact"
             assert row.mcnemar_b is not None and row.mcnemar_c is not None
         else:  # continuous metric, or a 0.5 from averaging two trials
@@ -97,11 +98,11 @@ def test_mean_mismatch_is_flagged_not_hidden(sweep: Any) -> None:
 
 
 def test_missing_fold_and_missing_baseline_are_flagged(sweep: Any) -> None:
-    sweep.records[("head_qa", "openai/gpt-4o", "zs-cot", 1)].unlink()
+    sweep.records[("head_qa", "openai/gpt-4o", METHOD_ZS_COT, 1)].unlink()
     for fold in (0, 1):
         sweep.records[("head_qa", "meta/llama-3-8b", "baseline", fold)].unlink()
     table = _table(sweep)
-    partial = _row(table, "head_qa", "openai/gpt-4o", "zs-cot")
+    partial = _row(table, "head_qa", "openai/gpt-4o", METHOD_ZS_COT)
     assert partial.n == 30 and "only fold(s) 0 of 2" in partial.warnings
     assert "compared on 30 common instances" in partial.warnings
     orphan = _row(table, "head_qa", "meta/llama-3-8b", "MIPROv2")
@@ -124,5 +125,13 @@ def test_unknown_cost_stays_unknown_through_folds_and_rendering(sweep: Any) -> N
     folded = _row(table, "head_qa", "openai/gpt-4o", "MIPROv2")
     assert folded.eval_cost is None and folded.eval_lm_calls == 60
     assert _cost_cells(folded)[5] == "–"
-    priced = _row(table, "head_qa", "openai/gpt-4o", "zs-cot")
+    priced = _row(table, "head_qa", "openai/gpt-4o", METHOD_ZS_COT)
     assert priced.eval_cost == pytest.approx(0.6) and _cost_cells(priced)[5] == "0.600"
+
+
+def test_methods_sort_in_the_order_the_evaluator_writes_them() -> None:
+    """Baseline, then the zero-shot programs, then optimizers: by the names evaluation records carry."""
+    from helm_optimizer.evaluate import DEFAULT_METHODS
+
+    shuffled = ["MIPROv2", *reversed(DEFAULT_METHODS), "BootstrapFewShot"]
+    assert sorted(shuffled, key=method_sort_key) == [*DEFAULT_METHODS, "BootstrapFewShot", "MIPROv2"]

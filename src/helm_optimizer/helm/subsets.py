@@ -14,9 +14,20 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["EVAL_SUBSET_SCENARIO", "eval_plan", "evaluation_run_spec", "format_subset", "parse_subset"]
+from helm_optimizer.errors import ConfigError
+
+__all__ = [
+    "EVAL_SUBSET_SCENARIO",
+    "check_leaderboard_file_names",
+    "eval_plan",
+    "evaluation_run_spec",
+    "format_subset",
+    "parse_subset",
+]
 
 EVAL_SUBSET_SCENARIO = "helm_optimizer.plugin.eval_scenario.EvalSubsetScenario"
+_MAX_FILE_NAME_BYTES = 255
+_TABLE_SUFFIX = ".json"  # helm-summarize writes each table as .json and .tex
 
 
 def _sorted_ids(ids: Sequence[str]) -> list[str]:
@@ -79,3 +90,28 @@ def evaluation_run_spec(run_spec: Any, *, name: str, seed: int = 0, eval_limit: 
     subset = format_subset(seed=seed, eval_limit=eval_limit, fold=fold, num_folds=num_folds, split=main_split)
     spec = ScenarioSpec(class_name=EVAL_SUBSET_SCENARIO, args={"of": inner_class, "subset": subset, **inner_args})
     return dataclasses.replace(run_spec, name=name, scenario_spec=spec, groups=groups)
+
+
+def check_leaderboard_file_names(run_spec: Any) -> None:
+    """Refuse a run spec whose scenario arguments are too long for ``helm-summarize``'s file names.
+
+    ``helm-summarize`` writes each scenario's leaderboard table to files named after the run's
+    group and every argument of its scenario (spaces dropped); a name over 255 bytes makes it fail
+    with "File name too long" after every evaluation has finished. Arguments travel whole (every
+    process rebuilds the scenario from them), so the fix is a shorter argument, usually the data path.
+    """
+    args = {str(k): str(v) for k, v in run_spec.scenario_spec.args.items()}
+    arguments = ",".join(f"{k}:{v}" for k, v in args.items())
+    group = max(list(run_spec.groups) or [str(run_spec.name).split(":", 1)[0]], key=len)
+    length = len(f"{group}_{group}_{arguments}{_TABLE_SUFFIX}".replace(" ", "").encode("utf-8"))
+    if length <= _MAX_FILE_NAME_BYTES:
+        return
+    key, value = max(args.items(), key=lambda item: len(item[1].replace(" ", "").encode("utf-8")))
+    fix = ("move or symlink the benchmark files to a shorter path" if key == "data_dir"
+           else f"give '{key}' a shorter value")
+    raise ConfigError(
+        f"The scenario argument {key}={value[:80]}{'...' if len(value) > 80 else ''} is too long for HELM's "
+        f"leaderboard: helm-summarize names files after the scenario's arguments and would fail with 'File "
+        f"name too long' ({length} bytes, at most {_MAX_FILE_NAME_BYTES}); {fix}, at least "
+        f"{length - _MAX_FILE_NAME_BYTES} characters shorter, or turn summarize off."
+    )

@@ -113,9 +113,16 @@ def _counting_http_client(ledger: UsageLedger) -> Any:
 
 
 class EmbeddedOpenAIClient(OpenAICompatibleClient):
-    """Starts (or reuses) the embedded model server for ``embedded_model`` and talks to it."""
+    """Starts (or reuses) the embedded model server for ``embedded_model`` and talks to it.
+
+    ``tokenizer`` and ``tokenizer_name`` are declared (not left to ``**kwargs``) because HELM injects
+    a client's missing arguments by the names its constructor declares; without them HELM would
+    count 0 completion tokens for every embedded-model answer.
+    """
 
     def __init__(self, cache_config: CacheConfig, embedded_model: str = "local/smollm2", parallel: int = 4,
+                 tokenizer: Tokenizer | None = None, tokenizer_name: str | None = None,
+                 max_completions_per_request: int | None = None, timeout: float = 900.0, max_retries: int = 5,
                  **kwargs: Any) -> None:
         from helm_optimizer.serving.models import dspy_model_name
         from helm_optimizer.serving.sharing import ensure_server
@@ -124,10 +131,11 @@ class EmbeddedOpenAIClient(OpenAICompatibleClient):
         kwargs.pop("api_key_env", None)
         server = ensure_server(embedded_model, parallel=parallel)
         alias = dspy_model_name(embedded_model).split("/", 1)[1]
-        kwargs.setdefault("max_completions_per_request", server.parallel)  # llama.cpp: n <= slots
-        kwargs.setdefault("timeout", 900.0)  # CPU slots sharing the cores can be slow; see helm_optimizer.lm
+        # llama.cpp refuses n above its slots; CPU slots sharing the cores can be slow (see helm_optimizer.lm)
         super().__init__(cache_config=cache_config, base_url=server.api_base, api_key_env=None,
-                         openai_model_name=alias, **kwargs)
+                         openai_model_name=alias, timeout=timeout, max_retries=max_retries,
+                         max_completions_per_request=max_completions_per_request or server.parallel,
+                         tokenizer=tokenizer, tokenizer_name=tokenizer_name, **kwargs)
 
 
 class PromptOnlyClient(Client):  # type: ignore[misc]

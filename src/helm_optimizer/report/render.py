@@ -11,6 +11,7 @@ from dataclasses import asdict
 from html import escape
 from typing import Any
 
+from helm_optimizer.naming import METHOD_BASELINE, METHOD_ZS_COT, METHOD_ZS_PREDICT
 from helm_optimizer.records import ReportFile
 from helm_optimizer.report.plots import FigureBytes
 from helm_optimizer.report.table import COLUMNS, SIGNIFICANCE_LEVEL, ReportRow, ReportTable
@@ -245,11 +246,12 @@ code { font-size: 0.85rem; }
 .note { background: #f4f8fb; border-left: 4px solid #4a90c2; padding: 0.5rem 1rem; }
 """
 
-_HOW_TO_READ = """
+_HOW_TO_READ = f"""
 <div class="note">
 <p><b>How to read this report.</b> Each row is one prompting method for one (scenario, model),
-evaluated by HELM on the same test instances. <i>baseline</i> is HELM's own prompt;
-<i>zs-predict</i> and <i>zs-cot</i> are zero-shot DSPy programs; other methods are DSPy optimizers.</p>
+evaluated by HELM on the same test instances. <i>{METHOD_BASELINE}</i> is HELM's own prompt;
+<i>{METHOD_ZS_PREDICT}</i> and <i>{METHOD_ZS_COT}</i> are zero-shot DSPy programs; other methods are DSPy
+optimizers.</p>
 <ul>
 <li><b>mean</b> is the average of the scenario's main metric over instances (cross-fitted scenarios
 merge their folds), with a 95% percentile-bootstrap confidence interval.</li>
@@ -290,7 +292,7 @@ def _row_class(rows: Sequence[ReportRow]) -> Callable[[int], str]:
     def cls(i: int) -> str:
         row = rows[i]
         classes = []
-        if row.method == "baseline":
+        if row.method == METHOD_BASELINE:
             classes.append("baseline")
         if row.warnings:
             classes.append("warn")

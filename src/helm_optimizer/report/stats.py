@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from helm_optimizer.errors import DataError
+from helm_optimizer.naming import METHOD_BASELINE
 
 __all__ = [
     "DEFAULT_RESAMPLES",
@@ -242,7 +243,7 @@ def rank_models(means: Mapping[str, float]) -> tuple[str, ...]:
 
 
 def ranking_flips(
-    scenario: str, means_by_method: Mapping[str, Mapping[str, float]], *, baseline: str = "baseline"
+    scenario: str, means_by_method: Mapping[str, Mapping[str, float]], *, baseline: str = METHOD_BASELINE
 ) -> list[RankingFlip]:
     """Pairs of models whose order under each method strictly reverses their order under the baseline.
 

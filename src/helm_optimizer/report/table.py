@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from helm_optimizer.naming import METHOD_BASELINE, ZERO_SHOT_METHODS
 from helm_optimizer.report.records import MethodResult, Usage
 from helm_optimizer.report.stats import (
     DEFAULT_RESAMPLES,
@@ -35,8 +36,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-BASELINE = "baseline"
-ZERO_SHOT_METHODS = ("zs-predict", "zs-cot")
+BASELINE = METHOD_BASELINE
 SIGNIFICANCE_LEVEL = 0.05
 MEAN_TOLERANCE = 1e-9
 

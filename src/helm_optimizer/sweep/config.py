@@ -294,4 +294,24 @@ def validate_sweep(config: SweepConfig, *, source: Path | None = None) -> list[s
             get_run_spec_function(name)
         except Exception as exc:
             raise ConfigError(f"{where}scenarios: {exc}") from None
+        if config.summarize:
+            _check_leaderboard_names(config, scenario, where)
     return notes
+
+
+def _check_leaderboard_names(config: SweepConfig, scenario: ScenarioSpec, where: str) -> None:
+    """Refuse, before any LM call, scenario arguments too long for helm-summarize's file names.
+
+    Checked on the evaluation run spec with a cross-fitting fold (the longest arguments a sweep gives).
+    """
+    from helm_optimizer.helm.subsets import check_leaderboard_file_names, evaluation_run_spec
+    from helm_optimizer.helm.task import build_task
+
+    data_dir = scenario.data_dir or config.data_dir
+    task = build_task(scenario.entry, data_dir=data_dir, plugins=tuple(config.plugins), metric=scenario.metric)
+    spec = evaluation_run_spec(task.run_spec, name=task.name, seed=config.seed, eval_limit=config.eval_limit,
+                               fold=0, num_folds=2, main_split=task.main_split)
+    try:
+        check_leaderboard_file_names(spec)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}scenarios ({scenario.entry}): {exc}") from None
