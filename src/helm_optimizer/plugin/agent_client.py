@@ -89,7 +89,7 @@ class AgentClient(CachingClient):  # type: ignore[misc]
 
                 # HELM's request cache is the cache here; DSPy's would hide calls from it.
                 self._adapter = adapter_for(self.lm_config)
-                self._lm = build_lm(self.lm_config, cache=False, check=False, parallel=8)
+                self._lm = build_lm(self.lm_config, cache=False, check=False)  # the process's one server
 
     def _resolve_agent(self) -> tuple[Path | None, str]:
         if self.method in _ZERO_SHOT:

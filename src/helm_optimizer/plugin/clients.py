@@ -94,7 +94,7 @@ class OpenAICompatibleClient(OpenAIClient):  # type: ignore[misc]
 class EmbeddedOpenAIClient(OpenAICompatibleClient):
     """Starts (or reuses) the embedded model server for ``embedded_model`` and talks to it."""
 
-    def __init__(self, cache_config: CacheConfig, embedded_model: str = "local/smollm2", parallel: int = 4,
+    def __init__(self, cache_config: CacheConfig, embedded_model: str = "local/smollm2", parallel: int | None = None,
                  **kwargs: Any) -> None:
         from helm_optimizer.serving.models import dspy_model_name
         from helm_optimizer.serving.sharing import ensure_server

@@ -182,6 +182,18 @@ class _RayExecutor:
                     on_done({"cell": label, "status": "failed", "error": f"{type(cause).__name__}: {cause}"})
 
 
+def _plan_embedded_servers(config: SweepConfig) -> None:
+    """Size each embedded model's one server for the stages' concurrency (optimization and HELM both
+    run ``num_threads`` requests at a time) before the first stage starts it."""
+    from helm_optimizer.serving.models import is_embedded_model
+    from helm_optimizer.serving.sharing import plan_slots
+
+    for spec in config.models:
+        for lm in (spec, spec.prompt_model):
+            if lm is not None and is_embedded_model(lm.model):
+                plan_slots(lm.model, config.num_threads)
+
+
 def run_sweep(config: SweepConfig, *, executor: str = "local", address: str | None = None,
               num_workers: int | None = None, progress: Progress | None = None) -> SweepResult:
     """Run the whole sweep (see the module docstring); returns where everything is."""
@@ -194,6 +206,7 @@ def run_sweep(config: SweepConfig, *, executor: str = "local", address: str | No
         if stale:
             logger.info("Removed %d temporary file(s) left by an interrupted run in %s", stale, output_dir)
         write_json_atomic(output_dir / "sweep.json", config.model_dump(mode="json"))
+        _plan_embedded_servers(config)
         if executor == "local":
             runner: Any = _LocalExecutor()
         elif executor == "ray":
