@@ -330,7 +330,8 @@ def evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, An
             }
             write_json_atomic(target, record)
             records.append(record)
-            emit({"stage": "evaluated", "method": method, "fold": fold, "mean": record["mean"]})
+            emit({"stage": "evaluated", "method": method, "fold": fold, "mean": record["mean"],
+                  **{k: record[k] for k in ("lm_calls", "prompt_tokens", "completion_tokens", "cost")}})
     return records
 
 

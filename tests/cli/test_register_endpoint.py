@@ -1,4 +1,4 @@
-"""``helm-optimizer register AGENTS_DIR --model M --api-base URL --api-key-env VAR``: published agents, no YAML edits."""
+"""`helm-optimizer register AGENTS_DIR --model M --api-base URL --api-key-env VAR`: no YAML edits."""
 
 from __future__ import annotations
 

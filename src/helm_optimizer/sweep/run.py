@@ -96,6 +96,9 @@ def run_cell(config: SweepConfig, cell: Cell, progress: Progress | None = None) 
         written = [a for a in result.agents if a.status == "written"]
         return {"status": "skipped" if statuses == {"up to date"} else "done", "lm_calls": result.lm_calls,
                 "retries": sum(int(a.usage.get("retries") or 0) for a in written),
+                **_usage_totals([a.usage for a in written]),
+                "val_before": _mean([a.val_before for a in result.agents]),
+                "val_after": _mean([a.val_after for a in result.agents]),
                 "agents": [str(a.path) for a in result.agents], "wall_time_s": time.perf_counter() - started}
     from helm_optimizer.evaluate import EvaluationRequest, evaluate_methods
 
@@ -120,7 +123,34 @@ def run_cell(config: SweepConfig, cell: Cell, progress: Progress | None = None) 
     calls = sum(int(r.get("lm_calls") or 0) for r in records) if fresh else 0
     retries = sum(int(r.get("retries") or 0) for r in records) if fresh else 0
     return {"status": "skipped" if len(skipped) == len(records) else "done", "lm_calls": calls, "retries": retries,
+            **(_usage_totals(records) if fresh else {}), "means": _method_means(records),
+            "metric": records[0].get("main_metric") if records else None,
             "records": len(records), "wall_time_s": time.perf_counter() - started}
+
+
+def _mean(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
+
+
+def _usage_totals(usages: list[dict[str, Any]]) -> dict[str, Any]:
+    """Tokens and cost summed over runs (cost None when any price is unknown)."""
+    costs = [u.get("cost") for u in usages]
+    known = [float(c) for c in costs if c is not None]
+    return {"prompt_tokens": sum(int(u.get("prompt_tokens") or 0) for u in usages),
+            "completion_tokens": sum(int(u.get("completion_tokens") or 0) for u in usages),
+            "cost": None if len(known) < len(costs) else round(sum(known), 6)}
+
+
+def _method_means(records: list[dict[str, Any]]) -> dict[str, float]:
+    """The main metric per method, folds weighted by their instances (HELM's own aggregate per run)."""
+    totals: dict[str, list[float]] = {}
+    for record in records:
+        weight = float(record.get("count") or 1)
+        entry = totals.setdefault(str(record["method"]), [0.0, 0.0])
+        entry[0] += float(record["mean"]) * weight
+        entry[1] += weight
+    return {method: total / weight for method, (total, weight) in totals.items() if weight}
 
 
 def _ray_cell(config_json: str, cell: dict[str, Any]) -> dict[str, Any]:
@@ -237,14 +267,30 @@ def run_sweep(config: SweepConfig, *, executor: str = "local", address: str | No
         write_deployments(config)
         evaluations = output_dir / "evaluations"
         has_records = evaluations.is_dir() and any(evaluations.rglob("*.json"))
-        if config.summarize and has_records:
-            emit({"running": {"cell": "helm-summarize", "stage": "summarizing"}})
-            result.summarize_path = helm_summarize(config)
+        if config.summarize:
+            result.summarize_path = _final_step(emit, "helm-summarize", "summarizing", has_records,
+                                                lambda: helm_summarize(config))
         if config.report and not has_records:
             logger.warning("No evaluation finished, so there is no report to write.")
-        elif config.report:
+        if config.report:
             from helm_optimizer.report import build_report
 
-            emit({"running": {"cell": "report", "stage": "building the report"}})
-            result.report_html = build_report(output_dir, seed=config.seed).html
+            result.report_html = _final_step(emit, "report", "building the report", has_records,
+                                             lambda: build_report(output_dir, seed=config.seed).html)
     return result
+
+
+def _final_step(emit: Progress, cell: str, stage: str, has_records: bool, step: Callable[[], Path]) -> Path | None:
+    """Run ``helm-summarize`` or the report as a display row that ends done, failed or skipped."""
+    if not has_records:
+        emit({"done": {"cell": cell, "status": "skipped", "error": "no evaluation finished"}})
+        return None
+    emit({"running": {"cell": cell, "stage": stage}})
+    started = time.perf_counter()
+    try:
+        path = step()
+    except HelmOptimizerError as exc:
+        emit({"done": {"cell": cell, "status": "failed", "error": str(exc)}})
+        raise
+    emit({"done": {"cell": cell, "status": "done", "path": str(path), "wall_time_s": time.perf_counter() - started}})
+    return path
