@@ -262,6 +262,9 @@ def run_sweep(config: SweepConfig, *, executor: str = "local", address: str | No
                          "error": "not evaluated: an optimization of this scenario and model failed"})
         runnable = [c for c in evaluate_cells if (c.scenario, c.model) not in blocked]
         runner.run(config, runnable, lambda e: emit({"running": e}), on_done)
+        from helm_optimizer.serving.sharing import stop_servers
+
+        stop_servers()  # helm-summarize and the report need no model: free the embedded one's memory first
         from helm_optimizer.sweep.summarize import helm_summarize, write_deployments
 
         write_deployments(config)
