@@ -72,8 +72,8 @@ def setup_logging(log_dir: Path | None = None, *, verbose: int = 0) -> Path | No
     from rich.logging import RichHandler
 
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
+    for old in list(root.handlers):
+        root.removeHandler(old)
     root.setLevel(logging.DEBUG)
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     for name in _NOISY:
