@@ -52,7 +52,7 @@ def show(path: Annotated[Path, typer.Argument(help="An agent JSON file.")]) -> N
     predictor = program.predictors()[0]
     console.rule(str(path))
     console.print("[bold]instruction[/bold]")
-    console.print(predictor.signature.instructions, highlight=False, markup=False)
+    console.print(predictor.signature.instructions, highlight=False, markup=False, soft_wrap=True)
     console.print(f"[bold]demos[/bold] ({len(predictor.demos)})")
     for i, demo in enumerate(predictor.demos):
         demo = dict(demo)
@@ -125,9 +125,9 @@ def export(
                               plugins=tuple(plugins or ()), num_threads=num_threads)
     console.rule("fidelity check", style="dim")
     console.print(f"agent (DSPy program):            {result.metric} {result.agent_mean:.3f}   "
-                  f"[{result.agent_run}]", highlight=False, markup=False)
+                  f"[{result.agent_run}]", highlight=False, markup=False, soft_wrap=True)
     console.print(f"exported prompt (HELM, no DSPy): {result.metric} {result.export_mean:.3f}   "
-                  f"[{result.export_run}]", highlight=False, markup=False)
+                  f"[{result.export_run}]", highlight=False, markup=False, soft_wrap=True)
     console.print(f"fidelity gap (export − agent):   {result.gap:+.3f} on {result.n} {result.split} instances; "
                   f"same score on {result.same_score} of them", highlight=False)
 

@@ -19,7 +19,15 @@ from typing import Any
 
 from helm.clients.client import CachingClient
 from helm.common.cache import CacheConfig
-from helm.common.request import ErrorFlags, GeneratedOutput, Request, RequestResult, Token, wrap_request_time
+from helm.common.request import (
+    ErrorFlags,
+    GeneratedOutput,
+    Request,
+    RequestResult,
+    Thinking,
+    Token,
+    wrap_request_time,
+)
 
 from helm_optimizer.naming import METHOD_ZS_COT, METHOD_ZS_PREDICT
 
@@ -169,7 +177,9 @@ class AgentClient(CachingClient):  # type: ignore[misc]
         return RequestResult(
             success=True, cached=cached, request_time=response.get("request_time"),
             request_datetime=response.get("request_datetime"),
-            completions=[GeneratedOutput(text=text, logprob=0.0, tokens=tokens)], embedding=[],
+            completions=[GeneratedOutput(text=text, logprob=0.0, tokens=tokens,
+                                         thinking=Thinking(text=response["reasoning"]) if response.get("reasoning")
+                                         else None)], embedding=[],
         )
 
     def _run(self, program: Any, inputs: str) -> dict[str, Any]:
@@ -193,7 +203,9 @@ class AgentClient(CachingClient):  # type: ignore[misc]
             raise _Transient(f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}") from exc
         self._record(meter)
         output = getattr(prediction, "output", None)
-        return {"output": "" if output is None else str(output), **meter.snapshot()}
+        reasoning = getattr(prediction, "reasoning", None)  # chain of thought: kept for the report's explorer
+        return {"output": "" if output is None else str(output), **meter.snapshot(),
+                **({"reasoning": str(reasoning)} if reasoning else {})}
 
     def _record(self, meter: Any) -> None:
         with _usage_lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -9,11 +10,13 @@ from pathlib import Path
 
 from helm_optimizer._io import write_bytes_atomic, write_text_atomic
 from helm_optimizer.errors import DataError
+from helm_optimizer.report.explorer import collect_explorer_data, render_explorer
 from helm_optimizer.report.plots import render_figures
 from helm_optimizer.report.records import load_records, load_results
 from helm_optimizer.report.render import render_csv, render_html, render_json, render_markdown
 from helm_optimizer.report.stats import DEFAULT_RESAMPLES
 from helm_optimizer.report.table import ReportRow, build_table
+from helm_optimizer.report.value import render_value_html, render_value_markdown, value_json, value_summary
 
 __all__ = ["ReportPaths", "build_report", "summarize_for_console"]
 
@@ -78,14 +81,17 @@ def build_report(
         rankings_svg=target / "rankings.svg",
         rows=table.rows,
     )
-    write_text_atomic(paths.markdown, render_markdown(table))
+    value = value_summary(table.rows, results, seed=seed, resamples=resamples)
+    explorer = collect_explorer_data(records)
+    write_text_atomic(paths.markdown, render_markdown(table) + "\n" + render_value_markdown(value))
     write_text_atomic(paths.csv, render_csv(table))
-    write_text_atomic(paths.json, render_json(table))
+    write_text_atomic(paths.json, json.dumps({**json.loads(render_json(table)), **value_json(value)}, indent=2,
+                                             ensure_ascii=False, allow_nan=False) + "\n")
     write_bytes_atomic(paths.figure_png, figures.scores_png)
     write_bytes_atomic(paths.figure_svg, figures.scores_svg)
     write_bytes_atomic(paths.rankings_png, figures.rankings_png)
     write_bytes_atomic(paths.rankings_svg, figures.rankings_svg)
-    write_text_atomic(paths.html, render_html(table, figures))
+    write_text_atomic(paths.html, render_html(table, figures, [render_value_html(value), render_explorer(explorer)]))
     flagged = sum(1 for r in table.rows if r.warnings)
     if flagged:
         logger.warning(

@@ -302,8 +302,9 @@ def _img(svg: bytes, alt: str) -> str:
     return f'<img src="data:image/svg+xml;base64,{data}" alt="{escape(alt)}">'
 
 
-def render_html(table: ReportTable, figures: FigureBytes) -> str:
-    """One self-contained page: inline CSS, figures as base64 SVG data URIs, no scripts or URLs."""
+def render_html(table: ReportTable, figures: FigureBytes, sections: Sequence[str] = ()) -> str:
+    """One self-contained page: inline CSS, figures as base64 SVG data URIs, no URLs; ``sections`` (ready
+    HTML, e.g. the instance explorer with its inline script) go after the cost table."""
     rows = table.rows
     scores = _html_table(
         _SCORE_HEADERS,
@@ -366,6 +367,7 @@ def render_html(table: ReportTable, figures: FigureBytes) -> str:
         flips,
         "<h2>Cost</h2>",
         costs,
+        *sections,
         "<h2>Checks</h2>",
         warn_html,
         "<h2>HELM run directories</h2>",
