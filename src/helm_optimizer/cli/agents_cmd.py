@@ -52,7 +52,7 @@ def show(path: Annotated[Path, typer.Argument(help="An agent JSON file.")]) -> N
     predictor = program.predictors()[0]
     console.rule(str(path))
     console.print("[bold]instruction[/bold]")
-    console.print(predictor.signature.instructions, highlight=False, markup=False, soft_wrap=True)
+    console.print(predictor.signature.instructions, highlight=False, markup=False)
     console.print(f"[bold]demos[/bold] ({len(predictor.demos)})")
     for i, demo in enumerate(predictor.demos):
         demo = dict(demo)
