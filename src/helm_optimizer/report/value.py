@@ -164,8 +164,8 @@ def _cells(point: CostPoint) -> list[str]:
 
     return [point.scenario, point.model, point.method, point.comparator, num(point.delta, "+.3f"),
             "–" if point.p_value is None else ("<0.001" if point.p_value < 0.001 else f"{point.p_value:.3f}"),
-            num(point.extra_cost, ".4f"), num(point.delta_per_dollar, "+.3g"), f"{point.extra_tokens:,}",
-            num(point.delta_per_1k_tokens, "+.4f")]
+            num(point.extra_cost, ".3f"), num(point.delta_per_dollar, "+.2e"), f"{point.extra_tokens:,}",
+            num(point.delta_per_1k_tokens, "+.2e")]
 
 
 _EXPLAIN = ("Δ is the method minus the comparator over the instances both were scored on (p: McNemar's exact "
