@@ -129,11 +129,13 @@ def ensure_server(model: str = "local/smollm2", *, parallel: int | None = None) 
 
 
 def stop_servers() -> None:
-    """Stop every server :func:`ensure_server` started in this process (run at exit too)."""
+    """Stop every server :func:`ensure_server` started in this process, and forget the planned slots
+    (run at exit too)."""
     with _lock:
         started = list(_started)
         _started.clear()
         _servers.clear()
+        _planned.clear()
     for server in started:
         try:
             server.stop()
