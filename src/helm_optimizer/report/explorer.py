@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from helm_optimizer._io import make_encodable
 from helm_optimizer.errors import DataError
 from helm_optimizer.report.records import EvaluationRecord, load_instance_scores
 
@@ -157,7 +158,8 @@ def collect_explorer_data(records: Sequence[EvaluationRecord]) -> ExplorerData:
 
 def _script_json(payload: dict[str, Any]) -> str:
     """JSON that is safe inside ``<script type="application/json">`` (no ``</script>`` can end it)."""
-    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    clean, _ = make_encodable(payload)  # a model's half surrogate pair would make the page unwritable
+    text = json.dumps(clean, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
