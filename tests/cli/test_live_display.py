@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from helm_optimizer.serving.fake import FakeOpenAIServer, FakeServerConfig
-from tests.conftest import REPO
+from tests.conftest import REPO, demo_answer_key
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +34,7 @@ ROW_END = re.compile(r"│\s*(done|failed|skipped)\s*│")
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[FakeOpenAIServer]:
-    config = FakeServerConfig(accuracy=0.6, demo_accuracy=0.8, seed=3, bad_output_rate=0.15,
+    config = FakeServerConfig(answers=demo_answer_key(), accuracy=0.6, demo_accuracy=0.8, seed=3, bad_output_rate=0.15,
                               bad_output_kinds=("overlong", "garbage"), overlong_chars=3000)
     with FakeOpenAIServer(config) as fake:
         yield fake

@@ -18,7 +18,7 @@ from helm_optimizer.report.records import load_instance_scores, load_records
 from helm_optimizer.serving.fake import FakeOpenAIServer, FakeServerConfig
 from helm_optimizer.sweep.config import SweepConfig
 from helm_optimizer.sweep.run import run_sweep
-from tests.conftest import REPO
+from tests.conftest import REPO, demo_answer_key
 
 pytestmark = pytest.mark.slow
 
@@ -28,19 +28,10 @@ METHODS = ("baseline", "ZeroShotCoT", "LabeledFewShot")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def _answer_key() -> dict[str, str]:
-    key = {}
-    for path in (DEMO_DATA / "head_qa" / "HEAD_EN").glob("*.json"):
-        for exam in json.loads(path.read_text())["exams"].values():
-            for question in exam["data"]:
-                key[question["qtext"]] = "ABCDE"[int(question["ra"]) - 1]
-    return key
-
-
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     out = tmp_path_factory.mktemp("explorer") / "out"
-    config = FakeServerConfig(answers=_answer_key(), accuracy=0.5, demo_accuracy=0.9, seed=2)
+    config = FakeServerConfig(answers=demo_answer_key(), accuracy=0.5, demo_accuracy=0.9, seed=2)
     with FakeOpenAIServer(config) as server, pytest.MonkeyPatch.context() as mp:
         mp.setenv("HELM_OPTIMIZER_CACHE_DIR", str(out.parent / "cache"))
         result = run_sweep(SweepConfig.model_validate({
