@@ -16,6 +16,18 @@ EXAMPLE_PLUGIN = REPO / "examples" / "my_plugin" / "src" / "my_example_helm_modu
 FIXTURE_DATA = REPO / "tests" / "fixtures" / "medical"
 
 
+def demo_answer_key() -> dict[str, str]:
+    """Question text -> gold letter of the bundled HEAD-QA slice, for a fake server that knows the answers."""
+    import json
+
+    key = {}
+    for path in (REPO / "src" / "helm_optimizer" / "data" / "demo" / "head_qa" / "HEAD_EN").glob("*.json"):
+        for exam in json.loads(path.read_text(encoding="utf-8"))["exams"].values():
+            for question in exam["data"]:
+                key[question["qtext"]] = "ABCDE"[int(question["ra"]) - 1]
+    return key
+
+
 def shared_data_or_skip() -> Path:
     if not (SHARED_DATA / "head_qa").is_dir():
         pytest.skip(f"needs the real benchmark files in {SHARED_DATA} (absent on this machine)")

@@ -327,7 +327,9 @@ def evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, An
             )
             write_record(target, record)
             records.append(EvaluationResult(record=record, path=target, reused=False))
-            emit({"stage": "evaluated", "method": method, "fold": fold, "mean": record.mean})
+            emit({"stage": "evaluated", "method": method, "fold": fold, "mean": record.mean,
+                  "lm_calls": record.lm_calls, "prompt_tokens": record.prompt_tokens,
+                  "completion_tokens": record.completion_tokens, "cost": record.cost})
     return records
 
 

@@ -339,7 +339,7 @@ _TRACKED: type[Any] | None = None
 
 
 def build_lm(cfg: LMConfig, *, cache: bool = True, meter: UsageMeter | None = None,
-             parallel: int = 4, check: bool = True) -> dspy.LM:
+             parallel: int | None = None, check: bool = True) -> dspy.LM:
     """A ``dspy.LM`` for ``cfg``. ``local/<name>`` starts (or reuses) the embedded server."""
     global _TRACKED
     prepare_offline_environment()

@@ -232,6 +232,10 @@ class ReportFile(_Record):
     run_dirs: list[str] = Field(default_factory=list)
     stale_records: list[dict[str, str]] = Field(default_factory=list)
     """Evaluation records left out of the table, with the reason (``path``, ``reason``)."""
+    cost_per_point: list[dict[str, Any]] = Field(default_factory=list)
+    """Per method: Δ per dollar and per 1,000 tokens against the baseline and zero-shot CoT."""
+    verdicts: list[str] = Field(default_factory=list)
+    beats_zero_shot_cot: list[dict[str, Any]] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _rows_have_the_columns(self) -> ReportFile:

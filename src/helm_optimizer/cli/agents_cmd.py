@@ -1,4 +1,4 @@
-"""``helm-optimizer agents list|show``."""
+"""``helm-optimizer agents list|show|export``."""
 
 from __future__ import annotations
 
@@ -75,6 +75,62 @@ def show(path: Annotated[Path, typer.Argument(help="An agent JSON file.")]) -> N
         console.print_json(json.dumps(keep, default=str))
     else:
         console.print("no metadata file (an agent written by another tool)", highlight=False)
+
+
+@app.command("export")
+def export(
+    path: Annotated[Path, typer.Argument(metavar="AGENT", help="An agent JSON file.")],
+    fmt: Annotated[str, typer.Option("--format", help="text (instruction and demos), chat (the messages DSPy "
+                                     "sends) or helm (instructions for a HELM run spec).")] = "text",
+    check: Annotated[bool, typer.Option("--check", help="Also evaluate the exported prompt through HELM's own "
+                                        "adapter on the agent's test instances (no DSPy) and print its score "
+                                        "next to the agent's.")] = False,
+    output_dir: Annotated[Path | None, typer.Option("--output-dir", help="Where the agent's evaluation is (default: "
+                                                    "the directory above agents/).")] = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="The data directory the agent was "
+                                                  "evaluated with (default: from its metadata).")] = None,
+    plugins: Annotated[list[str] | None, typer.Option("--plugins")] = None,
+    num_threads: Annotated[int, typer.Option("--num-threads", min=1)] = 4,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True)] = 0,
+) -> None:
+    """Print an agent's optimized prompt without DSPy; with --check, measure what the export loses."""
+    from helm_optimizer.agents.export import EXPORT_FORMATS, read_prompt, render
+    from helm_optimizer.cli._common import setup_logging
+    from helm_optimizer.errors import ConfigError
+
+    if fmt not in EXPORT_FORMATS:
+        raise ConfigError(f"Unknown --format '{fmt}'; use one of: {', '.join(EXPORT_FORMATS)}.")
+    prompt = read_prompt(path)
+    adapter = None
+    if fmt == "chat":
+        from helm_optimizer.agents.store import read_meta
+        from helm_optimizer.config import LMConfig
+        from helm_optimizer.lm import adapter_for
+
+        meta = read_meta(path)
+        lm = (meta.config.get("lm") if meta is not None else None) or {"model": "openai/unknown"}
+        adapter = adapter_for(LMConfig.model_validate(lm))  # the adapter this agent runs with
+    if not check:
+        setup_logging(None, verbose=verbose)
+        console.out(render(prompt, fmt, adapter), end="", highlight=False)
+        return
+    from helm_optimizer.cli.progress import LiveProgress
+    from helm_optimizer.export_check import check_export
+
+    log_dir = (output_dir or path.resolve().parent) / "logs" if output_dir else None
+    setup_logging(log_dir, verbose=verbose)
+    console.out(render(prompt, fmt, adapter), end="", highlight=False)
+    with LiveProgress("export --check") as progress:
+        progress({"stage": "evaluating the exported prompt in HELM"})
+        result = check_export(path, output_dir=output_dir, data_dir=str(data_dir) if data_dir else None,
+                              plugins=tuple(plugins or ()), num_threads=num_threads)
+    console.rule("fidelity check", style="dim")
+    console.print(f"agent (DSPy program):            {result.metric} {result.agent_mean:.3f}   "
+                  f"[{result.agent_run}]", highlight=False, markup=False, soft_wrap=True)
+    console.print(f"exported prompt (HELM, no DSPy): {result.metric} {result.export_mean:.3f}   "
+                  f"[{result.export_run}]", highlight=False, markup=False, soft_wrap=True)
+    console.print(f"fidelity gap (export − agent):   {result.gap:+.3f} on {result.n} {result.split} instances; "
+                  f"same score on {result.same_score} of them", highlight=False)
 
 
 def _score(value: float | None) -> str:

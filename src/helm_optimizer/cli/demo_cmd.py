@@ -29,13 +29,13 @@ def demo(
     log_path = setup_logging(output_dir / "logs", verbose=verbose)
     console.print(f"Demo: {config_path.name} -> {output_dir} (log: {log_path})", highlight=False)
     from helm_optimizer.cli.progress import SweepProgress
-    from helm_optimizer.sweep.run import plan_cells, run_sweep
+    from helm_optimizer.cli.summary import print_result_summary, sweep_rows
+    from helm_optimizer.sweep.run import run_sweep
 
-    optimize_cells, evaluate_cells = plan_cells(config)
-    with SweepProgress([c.label(config) for c in optimize_cells + evaluate_cells]) as progress:
+    with SweepProgress(sweep_rows(config)) as progress:
         result = run_sweep(config, executor=executor, progress=progress)
     console.print(f"HELM runs: {output_dir / 'helm' / 'benchmark_output' / 'runs' / config.suite}", highlight=False)
-    console.print(f"Report: {result.report_html}", highlight=False)
+    print_result_summary(result.report_html, console)
     if result.failed:
         from helm_optimizer.errors import HelmOptimizerError
 

@@ -45,6 +45,12 @@ def evaluate(
         data_dir=str(data_dir) if data_dir else None, plugins=tuple(plugins or ()), num_threads=num_threads,
         helm_deployment=helm_deployment,
     )
+    from helm_optimizer.serving.models import is_embedded_model
+
+    if is_embedded_model(model):  # HELM sends num_threads requests at once: size the one server for them
+        from helm_optimizer.serving.sharing import plan_slots
+
+        plan_slots(model, num_threads)
     from helm_optimizer.cli.progress import LiveProgress
 
     with LiveProgress("evaluate") as progress:

@@ -21,6 +21,8 @@ def serve(
     port: Annotated[int | None, typer.Option("--port", min=1, max=65535, help="Port (default: a free one).")] = None,
     parallel: Annotated[int, typer.Option("--parallel", min=1, help="Parallel request slots.")] = 4,
     threads: Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads for the model.")] = None,
+    ctx_per_slot: Annotated[int | None, typer.Option("--ctx-per-slot", min=256, help="Tokens (prompt + answer) "
+                                                     "each slot holds (default 4096 for local/smollm2).")] = None,
     log_dir: Annotated[Path | None, typer.Option("--log-dir")] = None,
     fake: Annotated[bool, typer.Option("--fake", help="Serve the scripted fake model instead.")] = False,
     latency: Annotated[float, typer.Option("--latency", min=0.0, help="Fake: seconds added per answer.")] = 0.0,
@@ -54,4 +56,4 @@ def serve(
     get_embedded_model(model)  # unknown names fail before anything starts
     console.print(f"Starting {model}; use it from DSPy as {dspy_model_name(model)} with the api_base printed "
                   "below, or as model=" + model + " in helm-run.", highlight=False)
-    serve_forever(model, port=port, parallel=parallel, threads=threads, log_dir=log_dir)
+    serve_forever(model, port=port, parallel=parallel, ctx_per_slot=ctx_per_slot, threads=threads, log_dir=log_dir)

@@ -37,11 +37,10 @@ def sweep(
     log_path = setup_logging(config.output_dir / "logs", verbose=verbose)
     validate_sweep(config, source=config_path)
     from helm_optimizer.cli.progress import SweepProgress
-    from helm_optimizer.sweep.run import plan_cells, run_sweep
+    from helm_optimizer.cli.summary import print_result_summary, sweep_rows
+    from helm_optimizer.sweep.run import run_sweep
 
-    optimize_cells, evaluate_cells = plan_cells(config)
-    labels = [c.label(config) for c in optimize_cells + evaluate_cells]
-    with SweepProgress(labels) as progress:
+    with SweepProgress(sweep_rows(config)) as progress:
         result = run_sweep(config, executor=executor, address=address, num_workers=workers, progress=progress)
     calls = sum(int(c.get("lm_calls") or 0) for c in result.cells.values())
     retries = sum(int(c.get("retries") or 0) for c in result.cells.values())
@@ -51,8 +50,7 @@ def sweep(
         console.print(f"HELM leaderboard data: {result.summarize_path} "
                       f"(view: helm-server --output-path {config.output_dir / 'helm' / 'benchmark_output'} "
                       f"--suite {config.suite})", highlight=False)
-    if result.report_html:
-        console.print(f"Report: {result.report_html}", highlight=False)
+    print_result_summary(result.report_html, console)
     if log_path:
         console.print(f"Log: {log_path}", highlight=False)
     if result.failed:

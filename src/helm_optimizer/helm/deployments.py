@@ -78,7 +78,7 @@ def _tokenizer() -> dict[str, Any]:
 
 def core_set() -> DeploymentSet:
     """The prompt-builder deployment, the offline tokenizer and every embedded model."""
-    from helm_optimizer.serving.models import embedded_model_names
+    from helm_optimizer.serving.models import embedded_model_names, get_embedded_model
 
     out = DeploymentSet(tokenizer_configs=[_tokenizer()])
     out.model_deployments.append({
@@ -89,7 +89,8 @@ def core_set() -> DeploymentSet:
                                 "Builds HELM prompts for optimization; answers no requests."))
     for name in embedded_model_names():
         out.model_deployments.append({
-            "name": name, "model_name": name, "tokenizer_name": APPROX_TOKENIZER, "max_sequence_length": 8192,
+            "name": name, "model_name": name, "tokenizer_name": APPROX_TOKENIZER,
+            "max_sequence_length": get_embedded_model(name).slot_context,  # what one server slot holds
             "client_spec": {"class_name": "helm_optimizer.plugin.clients.EmbeddedOpenAIClient",
                             "args": {"embedded_model": name}},
         })

@@ -21,7 +21,15 @@ from typing import Any
 
 from helm.clients.client import CachingClient
 from helm.common.cache import CacheConfig
-from helm.common.request import ErrorFlags, GeneratedOutput, Request, RequestResult, Token, wrap_request_time
+from helm.common.request import (
+    ErrorFlags,
+    GeneratedOutput,
+    Request,
+    RequestResult,
+    Thinking,
+    Token,
+    wrap_request_time,
+)
 
 from helm_optimizer.helm.task import request_to_inputs
 from helm_optimizer.ledger import UsageLedger
@@ -72,7 +80,8 @@ class AgentClient(CachingClient):  # type: ignore[misc]
                 # own meter counts its retried attempts (no budget: HELM decides what to ask).
                 self._adapter = adapter_for(self.lm_config)
                 self._retry_meter = UsageMeter()
-                self._lm = build_lm(self.lm_config, cache=False, check=False, parallel=8, meter=self._retry_meter)
+                # the process's one embedded server (sized by the plan), when the model is embedded
+                self._lm = build_lm(self.lm_config, cache=False, check=False, meter=self._retry_meter)
 
     def _resolve_agent(self) -> tuple[Path | None, str]:
         if self.method in _ZERO_SHOT:
@@ -152,7 +161,9 @@ class AgentClient(CachingClient):  # type: ignore[misc]
         return RequestResult(
             success=True, cached=cached, request_time=response.get("request_time"),
             request_datetime=response.get("request_datetime"),
-            completions=[GeneratedOutput(text=text, logprob=0.0, tokens=tokens)], embedding=[],
+            completions=[GeneratedOutput(text=text, logprob=0.0, tokens=tokens,
+                                         thinking=Thinking(text=response["reasoning"]) if response.get("reasoning")
+                                         else None)], embedding=[],
         )
 
     def _run(self, program: Any, inputs: str) -> dict[str, Any]:
@@ -176,7 +187,9 @@ class AgentClient(CachingClient):  # type: ignore[misc]
             raise _Transient(f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}") from exc
         self._record(meter)
         output = getattr(prediction, "output", None)
-        return {"output": "" if output is None else str(output), **meter.snapshot()}
+        reasoning = getattr(prediction, "reasoning", None)  # chain of thought: kept for the report's explorer
+        return {"output": "" if output is None else str(output), **meter.snapshot(),
+                **({"reasoning": str(reasoning)} if reasoning else {})}
 
     def _record(self, meter: Any) -> None:
         """Count this answer's LM calls, tokens and retries in the run's ledger (HELM's cache missed)."""

@@ -120,7 +120,7 @@ class EmbeddedOpenAIClient(OpenAICompatibleClient):
     count 0 completion tokens for every embedded-model answer.
     """
 
-    def __init__(self, cache_config: CacheConfig, embedded_model: str = "local/smollm2", parallel: int = 4,
+    def __init__(self, cache_config: CacheConfig, embedded_model: str = "local/smollm2", parallel: int | None = None,
                  tokenizer: Tokenizer | None = None, tokenizer_name: str | None = None,
                  max_completions_per_request: int | None = None, timeout: float = 900.0, max_retries: int = 5,
                  **kwargs: Any) -> None:

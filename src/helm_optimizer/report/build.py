@@ -10,12 +10,14 @@ from pathlib import Path
 
 from helm_optimizer._io import write_bytes_atomic, write_text_atomic
 from helm_optimizer.errors import DataError
+from helm_optimizer.report.explorer import collect_explorer_data, render_explorer
 from helm_optimizer.report.plots import render_figures
 from helm_optimizer.report.records import find_record_files, load_records, load_results
 from helm_optimizer.report.render import render_csv, render_html, render_json, render_markdown
 from helm_optimizer.report.scope import StaleRecord, split_current
 from helm_optimizer.report.stats import DEFAULT_RESAMPLES
 from helm_optimizer.report.table import ReportRow, build_table
+from helm_optimizer.report.value import render_value_html, render_value_markdown, value_json, value_summary
 
 __all__ = ["ReportPaths", "build_report", "summarize_for_console"]
 
@@ -87,15 +89,19 @@ def build_report(
         rows=table.rows,
         stale=tuple(stale),
     )
-    write_text_atomic(paths.markdown, render_markdown(table) + _stale_markdown(stale, output_dir))
+    value = value_summary(table.rows, results, seed=seed, resamples=resamples)
+    explorer = collect_explorer_data(records)
+    write_text_atomic(paths.markdown, render_markdown(table) + "\n" + render_value_markdown(value)
+                      + _stale_markdown(stale, output_dir))
     write_text_atomic(paths.csv, render_csv(table))
     write_text_atomic(paths.json, render_json(table, stale=[{"path": _rel(s.path, output_dir), "reason": s.reason}
-                                                            for s in stale]))
+                                                            for s in stale], value=value_json(value)))
     write_bytes_atomic(paths.figure_png, figures.scores_png)
     write_bytes_atomic(paths.figure_svg, figures.scores_svg)
     write_bytes_atomic(paths.rankings_png, figures.rankings_png)
     write_bytes_atomic(paths.rankings_svg, figures.rankings_svg)
-    write_text_atomic(paths.html, _with_stale_html(render_html(table, figures), stale, output_dir))
+    write_text_atomic(paths.html, _with_stale_html(
+        render_html(table, figures, [render_value_html(value), render_explorer(explorer)]), stale, output_dir))
     flagged = sum(1 for r in table.rows if r.warnings)
     if flagged:
         logger.warning(

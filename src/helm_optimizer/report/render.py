@@ -212,7 +212,8 @@ def render_csv(table: ReportTable) -> str:
     return buffer.getvalue()
 
 
-def render_json(table: ReportTable, *, stale: list[dict[str, str]] | None = None) -> str:
+def render_json(table: ReportTable, *, stale: list[dict[str, str]] | None = None,
+                value: dict[str, Any] | None = None) -> str:
     """Rows in :data:`COLUMNS` order at full precision, with rankings, flips and run directories."""
     payload = ReportFile(
         seed=table.seed,
@@ -226,6 +227,7 @@ def render_json(table: ReportTable, *, stale: list[dict[str, str]] | None = None
         ranking_flips=[asdict(f) for f in table.flips],
         run_dirs=list(table.run_dirs),
         stale_records=stale or [],
+        **(value or {}),
     )
     return json.dumps(payload.model_dump(mode="json"), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
@@ -306,8 +308,9 @@ def _img(svg: bytes, alt: str) -> str:
     return f'<img src="data:image/svg+xml;base64,{data}" alt="{escape(alt)}">'
 
 
-def render_html(table: ReportTable, figures: FigureBytes) -> str:
-    """One self-contained page: inline CSS, figures as base64 SVG data URIs, no scripts or URLs."""
+def render_html(table: ReportTable, figures: FigureBytes, sections: Sequence[str] = ()) -> str:
+    """One self-contained page: inline CSS, figures as base64 SVG data URIs, no URLs; ``sections`` (ready
+    HTML, e.g. the instance explorer with its inline script) go after the cost table."""
     rows = table.rows
     scores = _html_table(
         _SCORE_HEADERS,
@@ -370,6 +373,7 @@ def render_html(table: ReportTable, figures: FigureBytes) -> str:
         flips,
         "<h2>Cost</h2>",
         costs,
+        *sections,
         "<h2>Checks</h2>",
         warn_html,
         "<h2>HELM run directories</h2>",

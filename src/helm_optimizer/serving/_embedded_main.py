@@ -42,6 +42,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--parallel", type=int, default=1)
     parser.add_argument("--ctx-per-slot", type=int, required=True)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--cache-ram-mib", type=int, default=0,
+                        help="host memory for llama.cpp's cross-request prompt cache (0: off)")
     parser.add_argument("--alias", default=None)
     parser.add_argument("--parent-pid", type=int, default=None, help="exit when this process is gone")
     parser.add_argument("--pdeathsig", action="store_true", help="ask the kernel for SIGTERM on parent death")
@@ -98,6 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     params.n_parallel = args.parallel
     params.n_ctx = args.ctx_per_slot * args.parallel  # llama.cpp splits n_ctx across the slots
     params.cpuparams.n_threads = args.threads
+    # llama.cpp keeps up to 8 GiB of finished prompts in host memory by default; a slot still reuses
+    # its own cached prefix without it.
+    params.cache_ram_mib = args.cache_ram_mib
     params.cpuparams_batch.n_threads = args.threads
     params.verbosity = args.verbosity
     params.ui = False

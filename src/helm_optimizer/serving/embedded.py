@@ -112,7 +112,7 @@ class EmbeddedServer:
             raise ServerError(f"threads must be at least 1, not {threads}; pass 1 or more.")
         self.model = self.spec.public_name
         self.parallel = parallel
-        self.ctx_per_slot = ctx_per_slot if ctx_per_slot is not None else self.spec.context
+        self.ctx_per_slot = ctx_per_slot if ctx_per_slot is not None else self.spec.slot_context
         self.threads = threads if threads is not None else default_threads()
         self.log_dir = Path(log_dir) if log_dir is not None else cache_dir() / "logs"
         self.startup_timeout = startup_timeout

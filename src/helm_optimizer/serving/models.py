@@ -35,7 +35,8 @@ class EmbeddedModel:
     pip_name: str
     version: str
     filename: str
-    context: int  # the model's training context, the default per-slot context
+    context: int  # the model's training context
+    slot_context: int  # tokens (prompt + answer) one server slot holds by default
     alias: str  # the model name the server answers to (``openai/<alias>`` for DSPy)
 
     @property
@@ -55,6 +56,7 @@ _MODELS: dict[str, EmbeddedModel] = {
         version="0.1.2",
         filename="SmolLM2-135M-Instruct.Q4_1.gguf",
         context=8192,
+        slot_context=4096,
         alias="smollm2",
     ),
 }

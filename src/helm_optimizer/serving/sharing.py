@@ -1,8 +1,10 @@
 """One embedded server per model, shared within a process and across processes.
 
-:func:`ensure_server` reuses a server this process started, then one another process advertises in
-``<cache>/servers/<name>.json`` (how ``helm-optimizer serve`` in one terminal is found by a run in
-another), and only then starts one, stopped when this process exits. :func:`serve_forever` is
+:func:`ensure_server` reuses a server this process started (whatever its slots: DSPy's calls and
+HELM's share it), then one another process advertises in ``<cache>/servers/<name>.json`` (how
+``helm-optimizer serve`` in one terminal is found by a run in another, or a Ray worker finds its
+driver's), and only then starts one, stopped when this process exits. :func:`plan_slots` sizes that
+one server for the largest concurrency a run's stages need. :func:`serve_forever` is
 ``helm-optimizer serve``.
 """
 
@@ -21,11 +23,14 @@ from helm_optimizer.serving._procs import HOST, get_json, pid_alive
 from helm_optimizer.serving.embedded import EmbeddedServer, make_dir, state_path
 from helm_optimizer.serving.models import EmbeddedModel, dspy_model_name, get_embedded_model
 
-__all__ = ["ensure_server", "serve_forever", "stop_servers"]
+__all__ = ["DEFAULT_SLOTS", "ensure_server", "plan_slots", "serve_forever", "stop_servers"]
 
 logger = logging.getLogger(__name__)
 
 _LOCK_WAIT = 180.0
+DEFAULT_SLOTS = 4
+"""Slots of a server started when nobody said how many concurrent requests to expect."""
+_planned: dict[str, int] = {}
 _servers: dict[str, EmbeddedServer] = {}
 _started: list[EmbeddedServer] = []
 _lock = threading.Lock()
@@ -61,19 +66,39 @@ def _find_advertised(spec: EmbeddedModel, parallel: int, ignore: set[int]) -> Em
     return server
 
 
-def ensure_server(model: str = "local/smollm2", *, parallel: int = 4) -> EmbeddedServer:
-    """A running server for ``model``, reused where possible.
+def plan_slots(model: str, slots: int) -> None:
+    """Declare that this process will send up to ``slots`` concurrent requests to ``model``.
 
-    Order: one this process already started with at least ``parallel`` slots; one another process
-    advertises in ``<cache>/servers/<name>.json`` (its pid alive, ``/health`` answering, any number
-    of slots: an explicit ``helm-optimizer serve`` wins); else a new one with ``parallel`` slots,
-    advertised there and stopped when this process exits.
+    A run with several stages (optimization at ``num_threads``, HELM evaluation at its own
+    ``num_threads``) plans the largest before the first stage starts, so that the one server it
+    starts is sized for every stage instead of a second, larger one being started later.
+    """
+    if slots < 1:
+        raise ServerError(f"slots must be at least 1, not {slots}.")
+    spec = get_embedded_model(model)
+    with _lock:
+        _planned[spec.name] = max(_planned.get(spec.name, 0), slots)
+
+
+def ensure_server(model: str = "local/smollm2", *, parallel: int | None = None) -> EmbeddedServer:
+    """The running server for ``model``: one per process tree, reused whatever its number of slots.
+
+    Order: the one this process already started (or attached to); one another process advertises
+    in ``<cache>/servers/<name>.json`` (its pid alive, ``/health`` answering: how a parent's server,
+    or an explicit ``helm-optimizer serve``, is shared); else a new one, advertised there and
+    stopped when this process exits, with as many slots as the largest of ``parallel`` and what
+    :func:`plan_slots` declared (:data:`DEFAULT_SLOTS` when neither says). Requests beyond a
+    server's slots wait their turn; a second server for the same model is never started.
     """
     global _atexit_registered
     spec = get_embedded_model(model)
+    wanted = max(parallel or 0, _planned.get(spec.name, 0)) or DEFAULT_SLOTS
     with _lock:
         current = _servers.get(spec.name)
-        if current is not None and current.parallel >= parallel and current.running:
+        if current is not None and current.running:
+            if current.parallel < wanted:
+                logger.info("%s has %d slots for %d concurrent requests; the others wait their turn.",
+                            spec.public_name, current.parallel, wanted)
             return current
         from filelock import FileLock, Timeout
 
@@ -89,9 +114,9 @@ def ensure_server(model: str = "local/smollm2", *, parallel: int = 4) -> Embedde
                 f"(lock {lock.lock_file}); stop it or run `helm-optimizer serve` once and retry."
             ) from None
         try:
-            server = _find_advertised(spec, parallel, ignore={s.pid for s in _started if s.pid is not None})
+            server = _find_advertised(spec, wanted, ignore={s.pid for s in _started if s.pid is not None})
             if server is None:
-                server = EmbeddedServer(model, parallel=parallel).start()
+                server = EmbeddedServer(model, parallel=wanted).start()
                 _started.append(server)
                 if not _atexit_registered:
                     atexit.register(stop_servers)
@@ -104,11 +129,13 @@ def ensure_server(model: str = "local/smollm2", *, parallel: int = 4) -> Embedde
 
 
 def stop_servers() -> None:
-    """Stop every server :func:`ensure_server` started in this process (run at exit too)."""
+    """Stop every server :func:`ensure_server` started in this process, and forget the planned slots
+    (run at exit too)."""
     with _lock:
         started = list(_started)
         _started.clear()
         _servers.clear()
+        _planned.clear()
     for server in started:
         try:
             server.stop()

@@ -22,7 +22,7 @@ from typing import Any
 
 from helm_optimizer._io import directory_lock, remove_stale_temporaries
 from helm_optimizer.errors import HelmOptimizerError
-from helm_optimizer.records import SweepState, write_record
+from helm_optimizer.records import EvaluationRecord, SweepState, write_record
 from helm_optimizer.sweep.config import SweepConfig, validate_sweep
 
 __all__ = ["Cell", "SweepResult", "plan_cells", "run_sweep"]
@@ -97,6 +97,9 @@ def run_cell(config: SweepConfig, cell: Cell, progress: Progress | None = None) 
         written = [a for a in result.agents if a.status == "written"]
         return {"status": "skipped" if statuses == {"up to date"} else "done", "lm_calls": result.lm_calls,
                 "retries": sum(int(a.usage.get("retries") or 0) for a in written),
+                **_usage_totals([a.usage for a in written]),
+                "val_before": _mean([a.val_before for a in result.agents]),
+                "val_after": _mean([a.val_after for a in result.agents]),
                 "agents": [str(a.path) for a in result.agents], "wall_time_s": time.perf_counter() - started}
     from helm_optimizer.evaluate import EvaluationRequest, evaluate_methods
 
@@ -111,9 +114,36 @@ def run_cell(config: SweepConfig, cell: Cell, progress: Progress | None = None) 
     )
     results = evaluate_methods(request, progress=emit)
     ran = [r.record for r in results if not r.reused]  # reused records made no call now
+    everything = [r.record for r in results]
     return {"status": "done" if ran else "skipped", "lm_calls": sum(r.lm_calls for r in ran),
-            "retries": sum(r.retries for r in ran), "records": len(results),
-            "wall_time_s": time.perf_counter() - started}
+            "retries": sum(r.retries for r in ran), **(_usage_totals([r.model_dump() for r in ran]) if ran else {}),
+            "means": _method_means(everything), "metric": everything[0].main_metric if everything else None,
+            "records": len(results), "wall_time_s": time.perf_counter() - started}
+
+
+def _mean(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
+
+
+def _usage_totals(usages: list[dict[str, Any]]) -> dict[str, Any]:
+    """Tokens and cost summed over runs (cost None when any price is unknown)."""
+    costs = [u.get("cost") for u in usages]
+    known = [float(c) for c in costs if c is not None]
+    return {"prompt_tokens": sum(int(u.get("prompt_tokens") or 0) for u in usages),
+            "completion_tokens": sum(int(u.get("completion_tokens") or 0) for u in usages),
+            "cost": None if len(known) < len(costs) else round(sum(known), 6)}
+
+
+def _method_means(records: list[EvaluationRecord]) -> dict[str, float]:
+    """The main metric per method, folds weighted by their instances (HELM's own aggregate per run)."""
+    totals: dict[str, list[float]] = {}
+    for record in records:
+        weight = float(record.count or 1)
+        entry = totals.setdefault(record.method, [0.0, 0.0])
+        entry[0] += record.mean * weight
+        entry[1] += weight
+    return {method: total / weight for method, (total, weight) in totals.items() if weight}
 
 
 def _ray_cell(config_json: str, cell: dict[str, Any]) -> dict[str, Any]:
@@ -175,6 +205,18 @@ class _RayExecutor:
                     on_done({"cell": label, "status": "failed", "error": f"{type(cause).__name__}: {cause}"})
 
 
+def _plan_embedded_servers(config: SweepConfig) -> None:
+    """Size each embedded model's one server for the stages' concurrency (optimization and HELM both
+    run ``num_threads`` requests at a time) before the first stage starts it."""
+    from helm_optimizer.serving.models import is_embedded_model
+    from helm_optimizer.serving.sharing import plan_slots
+
+    for spec in config.models:
+        for lm in (spec, spec.prompt_model):
+            if lm is not None and is_embedded_model(lm.model):
+                plan_slots(lm.model, config.num_threads)
+
+
 def run_sweep(config: SweepConfig, *, executor: str = "local", address: str | None = None,
               num_workers: int | None = None, progress: Progress | None = None) -> SweepResult:
     """Run the whole sweep (see the module docstring); returns where everything is."""
@@ -187,6 +229,7 @@ def run_sweep(config: SweepConfig, *, executor: str = "local", address: str | No
         if stale:
             logger.info("Removed %d temporary file(s) left by an interrupted run in %s", stale, output_dir)
         write_record(output_dir / "sweep.json", SweepState(config=config.model_dump(mode="json")))
+        _plan_embedded_servers(config)
         if executor == "local":
             runner: Any = _LocalExecutor()
         elif executor == "ray":
@@ -212,19 +255,38 @@ def run_sweep(config: SweepConfig, *, executor: str = "local", address: str | No
                          "error": "not evaluated: an optimization of this scenario and model failed"})
         runnable = [c for c in evaluate_cells if (c.scenario, c.model) not in blocked]
         runner.run(config, runnable, lambda e: emit({"running": e}), on_done)
+        from helm_optimizer.serving.sharing import stop_servers
+
+        stop_servers()  # helm-summarize and the report need no model: free the embedded one's memory first
         from helm_optimizer.sweep.summarize import helm_summarize, write_deployments
 
         write_deployments(config)
         evaluations = output_dir / "evaluations"
         has_records = evaluations.is_dir() and any(evaluations.rglob("*.json"))
-        if config.summarize and has_records:
-            emit({"running": {"cell": "helm-summarize", "stage": "summarizing"}})
-            result.summarize_path = helm_summarize(config)
+        if config.summarize:
+            result.summarize_path = _final_step(emit, "helm-summarize", "summarizing", has_records,
+                                                lambda: helm_summarize(config))
         if config.report and not has_records:
             logger.warning("No evaluation finished, so there is no report to write.")
-        elif config.report:
+        if config.report:
             from helm_optimizer.report import build_report
 
-            emit({"running": {"cell": "report", "stage": "building the report"}})
-            result.report_html = build_report(output_dir, seed=config.seed).html
+            result.report_html = _final_step(emit, "report", "building the report", has_records,
+                                             lambda: build_report(output_dir, seed=config.seed).html)
     return result
+
+
+def _final_step(emit: Progress, cell: str, stage: str, has_records: bool, step: Callable[[], Path]) -> Path | None:
+    """Run ``helm-summarize`` or the report as a display row that ends done, failed or skipped."""
+    if not has_records:
+        emit({"done": {"cell": cell, "status": "skipped", "error": "no evaluation finished"}})
+        return None
+    emit({"running": {"cell": cell, "stage": stage}})
+    started = time.perf_counter()
+    try:
+        path = step()
+    except HelmOptimizerError as exc:
+        emit({"done": {"cell": cell, "status": "failed", "error": str(exc)}})
+        raise
+    emit({"done": {"cell": cell, "status": "done", "path": str(path), "wall_time_s": time.perf_counter() - started}})
+    return path
