@@ -149,8 +149,8 @@ class _Evaluation:
         self.program = program
         self.devset = devset
         self.metric = metric
-        self.limit = max_errors if max_errors is not None else dspy.settings.max_errors
         self.context = context if context is not None else contextvars.copy_context()
+        self.limit = max_errors if max_errors is not None else self.context.run(lambda: dspy.settings.max_errors)
         self.scores: list[float] = [failure_score] * len(devset)
         self.errors = 0
         self.remaining = len(devset)
