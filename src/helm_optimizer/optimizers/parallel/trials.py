@@ -109,6 +109,8 @@ class TrialSearch:
         self.fully_evaluated: set[str] = set()
         self.best_score = 0.0
         self.best_program: Any = None
+        # ("trial" or "full evaluation", the choices, the score), in the order they enter the study
+        self.history: list[tuple[str, dict[str, int], float]] = []
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self, default_score: Future[float]) -> Any:
@@ -130,6 +132,7 @@ class TrialSearch:
                 score = self._score(trial.score)
                 told += 1
                 self.scores_by_choice[trial.key].append((score, trial.program, trial.params))
+                self.history.append(("trial", trial.params, score))
                 if not self.minibatch and score > self.best_score:
                     self.best_score, self.best_program = score, trial.program.deepcopy()
                 if self._full_evaluation_after(told):
@@ -186,6 +189,7 @@ class TrialSearch:
         score = self._score(self._evaluate(program, self.valset))
         self.study.add_trial(optuna.trial.create_trial(params=params, distributions=self.space, value=score))
         self.fully_evaluated.add(key)
+        self.history.append(("full evaluation", dict(params), score))
         if score > self.best_score:
             self.best_score, self.best_program = score, program.deepcopy()
 
