@@ -54,7 +54,7 @@ def test_a_call_failing_past_its_retries_is_counted_once_and_raised(way: str, no
         meter = UsageMeter()
         lm = build_lm(LMConfig(model="openai/fake-retry", api_base=server.api_base, num_retries=2), cache=False,
                       meter=meter)
-        with pytest.raises(Exception, match="(?i)server"):
+        with pytest.raises(Exception, match=r"(?i)server"):
             lm(messages=MESSAGES) if way == "sync" else asyncio.run(lm.acall(messages=MESSAGES))
         assert server.stats()["injected_failures"] == 3  # the first attempt and 2 retries
     assert meter.retries == 2 and meter.failed_calls == 1 and meter.last_error

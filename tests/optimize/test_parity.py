@@ -131,7 +131,7 @@ def _dspy_mipro(case: Case) -> Callable[..., Any]:
 def _dspy_search_path(program: Any) -> list[tuple[str, dict[str, int] | None, float]]:
     """From DSPy's ``trial_logs``: each trial's choices and score, and each full evaluation's score, in order."""
     path: list[tuple[str, dict[str, int] | None, float]] = []
-    for number, log in sorted(program.trial_logs.items())[1:]:  # 1 is the unoptimized program
+    for _number, log in sorted(program.trial_logs.items())[1:]:  # 1 is the unoptimized program
         choices = {k: v for k, v in log.items() if k.endswith(("_predictor_instruction", "_predictor_demos"))}
         if choices:
             path.append(("trial", choices, log.get("mb_score", log.get("full_eval_score"))))
