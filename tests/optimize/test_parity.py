@@ -217,6 +217,52 @@ def test_zero_shot_mipro_light(searches: list[Any]) -> None:
     assert ours.predictors()[0].signature.instructions != "Given the fields `inputs`, produce the fields `output`."
 
 
+def test_random_search_stop_at_score_keeps_dspys_winner() -> None:
+    """Candidates after the first one reaching ``stop_at_score`` cannot win, as in DSPy (which does not build them)."""
+    case = Case(train=20, val=10, options={"num_candidate_programs": 6})
+    unstopped, _ = _ours("BootstrapFewShotWithRandomSearch", case)
+    scores = unstopped.candidate_scores
+    winner = scores.index(max(scores))
+    assert winner > 0
+    threshold = max(scores[:winner])  # reached before the winner: stopping there changes the outcome
+    case.options["stop_at_score"] = threshold
+    ours, _ = _ours("BootstrapFewShotWithRandomSearch", case)
+
+    def stopped(lm: Any, student: Any, train: list[Any], val: list[Any]) -> Any:
+        import dspy
+
+        return dspy.BootstrapFewShotWithRandomSearch(
+            metric=_metric, max_bootstrapped_demos=case.bootstrapped, max_labeled_demos=case.labeled,
+            num_threads=case.threads, num_candidate_programs=6, stop_at_score=threshold,
+        ).compile(student, trainset=train, valset=val)
+
+    reference, _ = _dspy(case, stopped)
+    assert _state(ours) == _state(reference) != _state(unstopped)
+
+
+def test_mipro_scores_a_small_validation_set_whole_where_dspy_refuses() -> None:
+    """Difference: DSPy's default minibatch of 35 fails on 8 validation examples; ours scores them whole,
+    which is DSPy's run with ``minibatch=False``."""
+    import dspy
+
+    case = Case(train=12, val=8, options={"num_candidates": 3, "num_trials": 4})
+    ours, _ = _ours("MIPROv2", case)
+
+    def mipro(minibatch: bool) -> Callable[..., Any]:
+        def run(lm: Any, student: Any, train: list[Any], val: list[Any]) -> Any:
+            return dspy.MIPROv2(metric=_metric, prompt_model=lm, task_model=lm, auto=None, num_candidates=3,
+                                seed=0, num_threads=case.threads, max_bootstrapped_demos=2, max_labeled_demos=2,
+                                verbose=False).compile(student, trainset=train, valset=val, num_trials=4,
+                                                       minibatch=minibatch)
+
+        return run
+
+    with pytest.raises(ValueError, match="Minibatch size cannot exceed"):
+        _dspy(case, mipro(minibatch=True))
+    reference, _ = _dspy(case, mipro(minibatch=False))
+    assert _state(ours) == _state(reference)
+
+
 def test_labeled_few_shot_equals_dspys_at_seed_0_and_samples_with_the_seed_otherwise() -> None:
     """Difference: DSPy's LabeledFewShot always samples with ``Random(0)``; ours with ``Random(seed)``."""
     import dspy
