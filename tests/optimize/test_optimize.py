@@ -182,3 +182,32 @@ def test_broken_agent_files_give_one_line_errors(tmp_path: Path, content: str, f
         load_agent(path)
     assert fragment in str(info.value) and "\n" not in str(info.value)
     json.dumps(str(info.value))
+
+
+@pytest.mark.parametrize("optimizer", ["BootstrapFewShotWithRandomSearch", "MIPROv2"])
+def test_num_threads_bounds_the_lm_calls_in_flight(optimizer: str, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pools keep spare threads for formatting and scoring, but --num-threads still bounds the LM calls."""
+    import threading
+
+    import dspy
+
+    lock = threading.Lock()
+    in_flight = [0, 0]  # now, peak
+    real_call = dspy.LM.__call__
+
+    def call(self: object, *args: object, **kwargs: object) -> object:
+        with lock:
+            in_flight[0] += 1
+            in_flight[1] = max(in_flight[1], in_flight[0])
+        try:
+            return real_call(self, *args, **kwargs)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    monkeypatch.setattr(dspy.LM, "__call__", call)
+    with FakeOpenAIServer(accuracy=0.5, latency=0.02) as fake:
+        optimize(_config(fake, tmp_path, optimizer, scenario="head_qa", data_dir=DEMO_DATA, limit=16, num_threads=3,
+                         cache=False))
+    assert in_flight[1] == 3

@@ -29,6 +29,23 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
+def _spare_workers(context: OptimizeContext) -> int:
+    """Extra pool threads when the LMs' usage meter already holds the calls in flight to ``num_threads``.
+
+    A pool thread spends part of each task outside its LM call (formatting, parsing, scoring); a few
+    spare threads keep all ``num_threads`` call slots busy meanwhile. For LMs without that bound (not
+    built by ``build_lm`` with a meter) the pool itself is the bound and has no spare threads.
+    """
+
+    def bounded(lm: Any) -> bool:
+        slots = getattr(getattr(lm, "meter", None), "slots", None)
+        return slots is not None and int(slots.limit) <= context.num_threads
+
+    if bounded(context.task_lm) and bounded(context.prompt_lm or context.task_lm):
+        return max(1, context.num_threads // 4)
+    return 0
+
+
 class _Base:
     name: ClassVar[str] = ""
     program: ClassVar[str | None] = None
@@ -125,7 +142,8 @@ class RandomSearchOptimizer(_Base):
         result = random_search(
             student, trainset, valset or trainset, context.metric, budget,
             candidates=int(self.options.get("num_candidate_programs", 16)), seed=context.seed,
-            num_threads=context.num_threads, stop_at_score=None if stop_at is None else float(stop_at),
+            num_threads=context.num_threads, spare_workers=_spare_workers(context),
+            stop_at_score=None if stop_at is None else float(stop_at),
             progress=context.progress,
         )
         program = result.program
@@ -158,7 +176,7 @@ class MIPROv2Optimizer(_Base):
             metric=context.metric, task_lm=context.task_lm, prompt_lm=context.prompt_lm,
             max_bootstrapped_demos=context.max_bootstrapped_demos, max_labeled_demos=context.max_labeled_demos,
             auto=None if "num_candidates" in init else context.auto, num_threads=context.num_threads,
-            seed=context.seed, progress=context.progress, **init,
+            spare_workers=_spare_workers(context), seed=context.seed, progress=context.progress, **init,
         )
         compile_kwargs.setdefault("minibatch_size", min(35, len(valset)))
         if len(valset) <= int(compile_kwargs["minibatch_size"]):

@@ -110,12 +110,13 @@ class MiproV2:
                  max_labeled_demos: int, auto: str | None, num_candidates: int | None = None, num_threads: int = 8,
                  seed: int = 0, init_temperature: float = 1.0, max_errors: int | None = None,
                  metric_threshold: float | None = None, teacher_settings: dict[str, Any] | None = None,
-                 progress: Callable[[str], None] = lambda _m: None) -> None:
+                 spare_workers: int = 0, progress: Callable[[str], None] = lambda _m: None) -> None:
         self.metric, self.task_lm, self.prompt_lm = metric, task_lm, prompt_lm or task_lm
         self.max_bootstrapped_demos, self.max_labeled_demos = max_bootstrapped_demos, max_labeled_demos
         self.auto, self.num_candidates, self.num_threads, self.seed = auto, num_candidates, num_threads, seed
         self.init_temperature, self.max_errors, self.metric_threshold = init_temperature, max_errors, metric_threshold
         self.teacher_settings = dict(teacher_settings or {})
+        self.spare_workers = spare_workers
         self.progress = progress
 
     def compile(self, student: Any, *, trainset: Sequence[Any], valset: Sequence[Any], num_trials: int | None = None,
@@ -154,7 +155,7 @@ class MiproV2:
         with dspy.context(lm=self.task_lm):
             on_task_lm = contextvars.copy_context()
         self.progress(f"bootstrapping {len(recipes)} demo sets, proposing {plan.instructions} instructions")
-        with WorkPool(self.num_threads) as pool:
+        with WorkPool(self.num_threads, spare=self.spare_workers) as pool:
             built = start_candidates(pool, recipes, program, budget, context=on_task_lm, progress=self.progress)
             demo_sets: dict[int, list[Any]] = {i: [[] for _ in recipes] for i in range(predictors)}
             filled = [map_result(future, _filler(demo_sets, j)) for j, future in enumerate(built)]

@@ -41,7 +41,7 @@ def _winner(scores: Sequence[float], stop_at_score: float | None) -> int:
 
 
 def random_search(student: Any, trainset: Sequence[Any], devset: Sequence[Any], metric: Callable[..., Any],
-                  budget: DemoBudget, *, candidates: int, seed: int, num_threads: int,
+                  budget: DemoBudget, *, candidates: int, seed: int, num_threads: int, spare_workers: int = 0,
                   stop_at_score: float | None = None,
                   progress: Callable[[str], None] = lambda _m: None) -> RandomSearchResult:
     """Build the ``candidates + 3`` demo sets of random search and score each on ``devset``.
@@ -55,7 +55,7 @@ def random_search(student: Any, trainset: Sequence[Any], devset: Sequence[Any], 
     recipes = random_search_recipes(trainset, candidates, budget, seed=seed)
     context = contextvars.copy_context()
     total = len(recipes)
-    with WorkPool(num_threads) as pool:
+    with WorkPool(num_threads, spare=spare_workers) as pool:
         programs = start_candidates(pool, recipes, student, budget, context=context, progress=progress)
 
         def score(index: int) -> Callable[[Any], Future[float]]:
