@@ -329,3 +329,43 @@ def test_program_source_is_read_before_any_pool_work(monkeypatch: pytest.MonkeyP
     assert workers_at_read == [[]]
     [code] = codes
     assert code is not None and "inputs" in code
+
+
+@pytest.mark.parametrize("optimizer", ["BootstrapFewShotWithRandomSearch", "MIPROv2"])
+def test_a_failing_bootstrap_fails_the_compile_as_in_dspy(optimizer: str) -> None:
+    """A metric that raises, with max_errors=1, fails DSPy's compile and ours. MIPROv2's first failure is
+    a bootstrap's (the metric's error) in both; DSPy's random search fails in its first evaluation (a
+    generic "cancelled" error), ours in whichever candidate fails first, naming the metric's error."""
+    import dspy
+
+    from helm_optimizer.config import LMConfig
+    from helm_optimizer.lm import UsageMeter, build_lm
+    from helm_optimizer.optimizers import OPTIMIZERS
+    from helm_optimizer.optimizers.base import OptimizeContext
+
+    def broken(example: Any, prediction: Any, trace: Any = None) -> float:
+        raise ZeroDivisionError("metric bug")
+
+    train, val = Case(train=10, val=6).data()
+    options = {"max_errors": 1, **({"num_candidates": 3, "num_trials": 2} if optimizer == "MIPROv2" else {})}
+    with _server() as server:
+        meter = UsageMeter(concurrency=2)
+        lm = build_lm(LMConfig(model="openai/fake-broken", api_base=server.api_base), cache=False, meter=meter)
+        context = OptimizeContext(metric=broken, feedback_metric=broken, task_lm=lm, prompt_lm=lm, num_threads=2,
+                                  max_bootstrapped_demos=2, max_labeled_demos=2)
+        expected = ZeroDivisionError if optimizer == "MIPROv2" else Exception
+        with dspy.context(lm=lm, adapter=dspy.ChatAdapter(), usage_tracker=meter), \
+                pytest.raises(expected, match="metric bug"):
+            OPTIMIZERS.get(optimizer)(options).compile(  # type: ignore[call-arg]
+                dspy.ChainOfThought("inputs -> output"), trainset=train, valset=val, context=context)
+        reference_lm = dspy.LM("openai/fake-broken", api_base=server.api_base, api_key="x", cache=False)
+        with dspy.context(lm=reference_lm), pytest.raises(expected):
+            if optimizer == "MIPROv2":
+                dspy.MIPROv2(metric=broken, auto=None, num_candidates=3, max_errors=1, max_bootstrapped_demos=2,
+                             max_labeled_demos=2, num_threads=2).compile(
+                    dspy.ChainOfThought("inputs -> output"), trainset=train, valset=val, num_trials=2,
+                    minibatch=False)
+            else:
+                dspy.BootstrapFewShotWithRandomSearch(metric=broken, max_errors=1, max_bootstrapped_demos=2,
+                                                      max_labeled_demos=2, num_threads=2).compile(
+                    dspy.ChainOfThought("inputs -> output"), trainset=train, valset=val)

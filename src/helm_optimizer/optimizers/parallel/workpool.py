@@ -158,6 +158,7 @@ class _Evaluation:
         self.scores: list[float] = [failure_score] * len(devset)
         self.errors = 0
         self.remaining = len(devset)
+        self.first_error: BaseException | None = None
         self.lock = threading.Lock()
         self.result: Future[float] = Future()
 
@@ -179,14 +180,18 @@ class _Evaluation:
         with self.lock:
             if failed:
                 self.errors += 1
+                if self.first_error is None and not item.cancelled():
+                    self.first_error = item.exception()
             else:
                 self.scores[index] = item.result()
             self.remaining -= 1
             last = self.remaining == 0
         if last:
             if self.errors >= self.limit:
-                self.result.set_exception(RuntimeError(
-                    f"Evaluation cancelled: {self.errors} examples raised errors (max_errors={self.limit})."))
+                error = RuntimeError(f"Evaluation cancelled: {self.errors} examples raised errors "
+                                     f"(max_errors={self.limit}); the first: {self.first_error!r}")
+                error.__cause__ = self.first_error
+                self.result.set_exception(error)
             else:
                 self.result.set_result(round(100 * sum(self.scores) / len(self.devset), 2))
 
