@@ -113,6 +113,7 @@ class Data:
     metric: Any
     answers: dict[str, str]
     note: str
+    feedback_metric: Any = None  # GEPA's (gold, pred, trace, pred_name, pred_trace) -> score and feedback
 
 
 def headqa_or_synthetic(*, train: int = 40, val: int = 40, data_dir: Path = DATA_DIR) -> Data:
@@ -125,7 +126,8 @@ def headqa_or_synthetic(*, train: int = 40, val: int = 40, data_dir: Path = DATA
         examples = [*ds.train, *ds.val]
         return Data("head_qa", list(ds.train), list(ds.val), ds.dspy_metric(),
                     {ex["inputs"]: ex["output"] for ex in examples},
-                    f"HeadQA from {data_dir} ({len(ds.train)} train / {len(ds.val)} val), HELM metric")
+                    f"HeadQA from {data_dir} ({len(ds.train)} train / {len(ds.val)} val), HELM metric",
+                    ds.feedback_metric())
     print(f"(no HeadQA under {data_dir}: using a synthetic arithmetic set instead)")
     import dspy
 
@@ -138,9 +140,13 @@ def headqa_or_synthetic(*, train: int = 40, val: int = 40, data_dir: Path = DATA
     def metric(example: Any, pred: Any, trace: Any = None) -> float:
         return float(str(getattr(pred, "output", "")).strip() == example["output"])
 
+    def feedback(gold: Any, pred: Any, trace: Any = None, pred_name: Any = None, pred_trace: Any = None) -> Any:
+        score = metric(gold, pred)
+        return dspy.Prediction(score=score, feedback="Correct." if score else f"The answer is {gold['output']}.")
+
     return Data("arithmetic", examples[:train], examples[train:], metric,
                 {ex["inputs"]: ex["output"] for ex in examples},
-                f"synthetic arithmetic ({train} train / {val} val), exact match")
+                f"synthetic arithmetic ({train} train / {val} val), exact match", feedback)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None = None) -> str:

@@ -3,12 +3,14 @@
     .venv/bin/python benchmarks/optimize_throughput.py [--latency 0.1] [--threads 8] [--repeat 2]
         [--accuracy 0.15] [--server-as-shipped] [--no-pipeline] [--no-cached-reference]
 
-For ``BootstrapFewShotWithRandomSearch`` and ``MIPROv2`` (auto light) on HeadQA, 40 train / 40 val
-(HELM prompts and metric; a synthetic arithmetic set when /work/shared/data is absent), against the
-fake OpenAI-compatible server in its own process with a fixed latency:
+For ``BootstrapFewShotWithRandomSearch``, ``MIPROv2`` (auto light) and ``GEPA`` (auto light) on
+HeadQA, 40 train / 40 val (HELM prompts and metric; a synthetic arithmetic set when
+/work/shared/data is absent), against the fake OpenAI-compatible server in its own process with a
+fixed latency:
 
 * reference: ``dspy.<Optimizer>(...).compile(dspy.ChainOfThought("inputs -> output"), ...)`` with
-  max_bootstrapped_demos=3, max_labeled_demos=3, num_threads=8 (MIPROv2: seed=0, as ours);
+  max_bootstrapped_demos=3, max_labeled_demos=3, num_threads=8 (MIPROv2: seed=0, as ours; GEPA:
+  the HELM feedback metric, reflection_lm = the same LM, seed=0, as ours);
 * ours: the registered optimizer class, called as ``optimize()`` calls it (same LM object as
   ``build_lm`` makes, same DSPy context), measured around ``compile`` only, like the reference;
 * ours, whole ``optimize()`` pipeline: also evaluates the program before and after (2 x val calls
@@ -28,7 +30,8 @@ reaches the server, whose counter gives "LM calls". "ideal" is calls x latency /
   sum over stages of max(longest chain, ceil(calls / threads)) x latency, where
   random search:  stage 1 = every candidate's bootstrap, stage 2 = every candidate's evaluation;
   MIPROv2:        stage 1 = demo bootstraps + dataset summary, stage 2 = instruction proposals,
-                  then each Evaluate call (default program, trials) is a stage of its own.
+                  then each Evaluate call (default program, trials) is a stage of its own;
+  GEPA:           not computed (each iteration needs the previous one's outcome).
 
 A chain is one bootstrap (examples tried one at a time until enough demos pass the metric), the
 dataset summary (each batch sees the previous observations) or one instruction proposal (describe
@@ -57,8 +60,8 @@ MODEL = "openai/fake-model"
 REFERENCE = "reference (DSPy compile)"
 REFERENCE_CACHED = "reference, DSPy cache on"
 OURS = "ours (optimizer.compile)"
-OPTIMIZERS = ("BootstrapFewShotWithRandomSearch", "MIPROv2")
-STAGES = {
+OPTIMIZERS = ("BootstrapFewShotWithRandomSearch", "MIPROv2", "GEPA")
+STAGES = {  # for the critical path; GEPA's iterations are sequential by design (no stages computed)
     "BootstrapFewShotWithRandomSearch": ([["bootstrap"]], False),
     "MIPROv2": ([["bootstrap", "summary"], ["proposal"]], True),
 }
@@ -112,6 +115,9 @@ def run_reference(name: str, data: Any, server: FakeServerProcess, tracer: Any, 
         if name == "MIPROv2":
             optimizer: Any = dspy.MIPROv2(metric=data.metric, max_bootstrapped_demos=3, max_labeled_demos=3,
                                           num_threads=threads, auto="light", seed=0)
+        elif name == "GEPA":
+            optimizer = dspy.GEPA(metric=data.feedback_metric, auto="light", reflection_lm=lm, num_threads=threads,
+                                  seed=0, track_stats=False)
         else:
             optimizer = dspy.BootstrapFewShotWithRandomSearch(metric=data.metric, max_bootstrapped_demos=3,
                                                               max_labeled_demos=3, num_threads=threads)
@@ -140,7 +146,7 @@ def run_ours(name: str, data: Any, server: FakeServerProcess, tracer: Any, threa
     cfg = _lm_config(server.api_base)
     meter = UsageMeter(concurrency=threads)
     lm = build_lm(cfg, cache=False, meter=meter, parallel=threads)
-    context = OptimizeContext(metric=data.metric, feedback_metric=data.metric, task_lm=lm, prompt_lm=lm,
+    context = OptimizeContext(metric=data.metric, feedback_metric=data.feedback_metric, task_lm=lm, prompt_lm=lm,
                               max_bootstrapped_demos=3, max_labeled_demos=3, num_threads=threads, seed=0,
                               auto="light")
     optimizer = REGISTRY.get(name)({})  # type: ignore[call-arg]
@@ -220,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
                 run = run_reference(name, data, server, tracer, args.threads, cache=True)
                 runs.append(run)
                 print(f"  {name:<34} {run.way:<26} {run.wall_s:6.2f} s  {run.calls:4d} calls", flush=True)
-            if not args.no_pipeline and data.name == "head_qa":
+            if not args.no_pipeline and data.name == "head_qa" and name in STAGES:
                 pipeline[name] = [run_pipeline(name, server, args.threads, Path("/work/shared/data"))]
                 wall, calls, _ = pipeline[name][0]
                 print(f"  {name:<34} {'ours (optimize() pipeline)':<26} {wall:6.2f} s  {calls:4d} calls", flush=True)
@@ -240,7 +246,6 @@ def _report(runs: list[Run], names: list[str], pipeline: dict[str, list[tuple[fl
     rows = []
     summary = []
     for name in names:
-        stages, each_batch = STAGES[name]
         mine = [r for r in runs if r.optimizer == name]
         for run in mine:
             rows.append([name, run.way, run.wall_s, run.calls, run.trace.mean_call_s() * 1000,
@@ -252,23 +257,27 @@ def _report(runs: list[Run], names: list[str], pipeline: dict[str, list[tuple[fl
             continue
         ref_wall, ours_wall = _median([r.wall_s for r in ref]), _median([r.wall_s for r in ours])
         ref_calls, ours_calls = max(r.calls for r in ref), max(r.calls for r in ours)
-        critical = ref[0].trace.critical_path_s(latency=args.latency, threads=args.threads, stages=stages,
-                                                each_batch_a_stage=each_batch)
+        critical: Any = "-"
+        if name in STAGES:
+            stages, each_batch = STAGES[name]
+            critical = ref[0].trace.critical_path_s(latency=args.latency, threads=args.threads, stages=stages,
+                                                    each_batch_a_stage=each_batch)
         same = all(r.state == ref[0].state for r in mine)
         cached = [r.calls for r in mine if r.way == REFERENCE_CACHED]
         scores = "-"
         if name == "BootstrapFewShotWithRandomSearch":
             first = ref[0].extra["candidate_scores"]
             scores = "yes" if all(r.extra["candidate_scores"] == first for r in mine) else "NO"
+        ideal = ref_calls * args.latency / args.threads
         summary.append([name, ref_wall, ours_wall, ours_wall / ref_wall, ref_calls, ours_calls, ours_calls / ref_calls,
-                        cached[0] if cached else "-", ref_calls * args.latency / args.threads, critical,
+                        cached[0] if cached else "-", ideal, ours_wall / ideal, critical,
                         "yes" if same else "NO", scores])
     print(table(["optimizer", "way", "wall s", "LM calls", "mean call ms", "slot use %", "client CPU s",
                  "CPU ms/call"], rows, title="Every run"))
     print()
     print(table(["optimizer", "reference wall s", "ours wall s", "ours/ref wall", "reference calls", "ours calls",
-                 "ours/ref calls", "ref. calls, DSPy cache on", "ideal s", "critical path s", "same program",
-                 "same candidate scores"], summary,
+                 "ours/ref calls", "ref. calls, DSPy cache on", "ideal s", "ours/ideal", "critical path s",
+                 "same program", "same candidate scores"], summary,
                 title=f"Ours vs reference (median of {args.repeat} runs each)"))
     if pipeline:
         print()

@@ -48,47 +48,45 @@ CASES = [
 
 
 def _run(case: Case, way: str, train: list[Any], val: list[Any], metric: Any, server: FakeServerProcess) -> Any:
+    """Plain DSPy's ``compile`` (reference) or our registered optimizer, called as ``optimize()`` calls it."""
     import dspy
 
     from helm_optimizer.config import LMConfig
     from helm_optimizer.lm import UsageMeter, build_lm
     from helm_optimizer.optimizers import OPTIMIZERS
     from helm_optimizer.optimizers.base import OptimizeContext
-    from helm_optimizer.optimizers.parallel import ParallelMIPROv2
 
     cfg = LMConfig(model=MODEL, api_base=server.api_base)
-    meter = UsageMeter(concurrency=8)
-    if way == "ours":
-        lm = build_lm(cfg, cache=False, meter=meter, parallel=8)
-        settings: dict[str, Any] = {"usage_tracker": meter, "max_errors": 10**9}
-    else:
-        lm = dspy.LM(MODEL, api_base=server.api_base, api_key="not-needed", cache=False, temperature=cfg.temperature,
-                     num_retries=cfg.num_retries, timeout=cfg.timeout, max_tokens=cfg.max_tokens)
-        settings = {}
-    student = dspy.ChainOfThought("inputs -> output")
     demos = 0 if case.options.get("zeroshot") else 3
+    options = {k: v for k, v in case.options.items() if k != "zeroshot"}
+    student = dspy.ChainOfThought("inputs -> output")
     quiet = contextlib.ExitStack()
     quiet.enter_context(contextlib.redirect_stdout(io.StringIO()))
     quiet.enter_context(contextlib.redirect_stderr(io.StringIO()))
-    with quiet, dspy.context(lm=lm, adapter=dspy.ChatAdapter(), **settings):
+    if way == "ours":
+        meter = UsageMeter(concurrency=8)
+        lm = build_lm(cfg, cache=False, meter=meter, parallel=8)
+        context = OptimizeContext(metric=metric, feedback_metric=metric, task_lm=lm, prompt_lm=lm, num_threads=8,
+                                  seed=0, max_bootstrapped_demos=demos, max_labeled_demos=demos, auto="light")
+        name = "BootstrapFewShotWithRandomSearch" if case.optimizer == "rs" else "MIPROv2"
+        with quiet, dspy.context(lm=lm, adapter=dspy.ChatAdapter(), usage_tracker=meter, max_errors=10**9):
+            return OPTIMIZERS.get(name)(options).compile(  # type: ignore[call-arg]
+                student, trainset=train, valset=val, context=context)
+    lm = dspy.LM(MODEL, api_base=server.api_base, api_key="not-needed", cache=False, temperature=cfg.temperature,
+                 num_retries=cfg.num_retries, timeout=cfg.timeout, max_tokens=cfg.max_tokens)
+    with quiet, dspy.context(lm=lm, adapter=dspy.ChatAdapter()):
         if case.optimizer == "rs":
-            candidates = case.options.get("num_candidate_programs", 16)
-            if way == "ours":
-                context = OptimizeContext(metric=metric, feedback_metric=metric, task_lm=lm, prompt_lm=lm,
-                                          num_threads=8, seed=0)
-                optimizer = OPTIMIZERS.get("BootstrapFewShotWithRandomSearch")(dict(case.options))  # type: ignore[call-arg]
-                return optimizer.compile(student, trainset=train, valset=val, context=context)
             return dspy.BootstrapFewShotWithRandomSearch(
                 metric=metric, max_bootstrapped_demos=3, max_labeled_demos=3, num_threads=8,
-                num_candidate_programs=candidates).compile(student, trainset=train, valset=val)
-        cls = ParallelMIPROv2 if way == "ours" else dspy.MIPROv2
+                num_candidate_programs=options.get("num_candidate_programs", 16)).compile(student, trainset=train,
+                                                                                          valset=val)
         init: dict[str, Any] = {"metric": metric, "prompt_model": lm, "task_model": lm, "num_threads": 8, "seed": 0,
                                 "max_bootstrapped_demos": demos, "max_labeled_demos": demos, "verbose": False,
-                                "auto": None if "num_candidates" in case.options else "light"}
-        if "num_candidates" in case.options:
-            init["num_candidates"] = case.options["num_candidates"]
-        kwargs = {k: case.options[k] for k in ("num_trials", "minibatch") if k in case.options}
-        return cls(**init).compile(student, trainset=train, valset=val, **kwargs)
+                                "auto": None if "num_candidates" in options else "light"}
+        if "num_candidates" in options:
+            init["num_candidates"] = options["num_candidates"]
+        kwargs = {k: options[k] for k in ("num_trials", "minibatch") if k in options}
+        return dspy.MIPROv2(**init).compile(student, trainset=train, valset=val, **kwargs)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,9 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "true")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
-EXAMPLE_PLUGIN = REPO / "examples" / "my_plugin" / "src" / "my_example_helm_module" / "my_submodule_plugin_code.py"
+# The sample plugin package of examples/my_plugin: its run spec module, and the run spec it registers.
+EXAMPLE_PLUGIN = REPO / "examples" / "my_plugin" / "src" / "example_times_tables" / "run_specs.py"
+EXAMPLE_RUN_SPEC = "times_tables"
 FIXTURE_DATA = REPO / "tests" / "fixtures" / "medical"
 
 

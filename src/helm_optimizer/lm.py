@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
-import math
 import os
 import threading
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+import tenacity
+
 from helm_optimizer._env import prepare_offline_environment
 from helm_optimizer._io import make_encodable
+from helm_optimizer._lm_calls import CallSlots, retry_policy
 from helm_optimizer.config import LMConfig
 from helm_optimizer.errors import BudgetExceededError, ModelError
 
@@ -54,7 +55,8 @@ _PROVIDER_KEY_ENV = {
 _KEYLESS_PROVIDERS = {"ollama", "ollama_chat", "vertex_ai", "bedrock", "sagemaker", "hosted_vllm", "lm_studio"}
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
 _PLACEHOLDER_KEY = "not-needed"  # OpenAI-compatible servers without auth still want a non-empty key
-# Attribute set on the log record of every retried LM attempt (see ``TrackedLM``): evaluations count them.
+# Attribute set on the log record of every retried LM attempt (see ``TrackedLM``, whose meter counts the
+# retries itself): lets a log handler tell those records apart (evaluate.py counts HELM runs' retries so).
 RETRY_LOG_MARKER = "hopt_lm_retry"
 
 
@@ -103,25 +105,35 @@ def resolve_api_key(cfg: LMConfig) -> str | None:
 def check_reachable(api_base: str, *, attempts: int = 4, first_delay: float = 0.5) -> None:
     """Fail fast, with a clear message, when nothing answers at ``api_base`` (retrying with backoff)."""
     url = api_base.rstrip("/") + "/models"
-    delay = first_delay
-    last: str = ""
-    for attempt in range(1, attempts + 1):
+
+    def probe() -> None:
         try:
             with urllib.request.urlopen(url, timeout=10):
                 return
         except urllib.error.HTTPError:
             return  # the server answered (maybe 401/404): it is reachable
-        except (urllib.error.URLError, OSError, TimeoutError) as exc:
-            reason = getattr(exc, "reason", exc)
-            last = str(reason)
-            if attempt < attempts:
-                logger.info("Model server %s not reachable (%s); retrying in %.1fs", api_base, last, delay)
-                time.sleep(delay)
-                delay *= 2
-    raise ModelError(
-        f"Cannot reach the model server at {api_base}: {last} (after {attempts} attempts with backoff); "
-        "start the server or fix --api-base."
-    )
+
+    def waiting(state: tenacity.RetryCallState) -> None:
+        reason = _reason(state.outcome.exception() if state.outcome is not None else None)
+        delay = state.next_action.sleep if state.next_action is not None else 0.0
+        logger.info("Model server %s not reachable (%s); retrying in %.1fs", api_base, reason, delay)
+
+    try:
+        tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(attempts),
+            wait=tenacity.wait_exponential(multiplier=first_delay, exp_base=2),
+            retry=tenacity.retry_if_exception_type((urllib.error.URLError, OSError, TimeoutError)),
+            before_sleep=waiting, reraise=True,
+        )(probe)
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        raise ModelError(
+            f"Cannot reach the model server at {api_base}: {_reason(exc)} (after {attempts} attempts with backoff); "
+            "start the server or fix --api-base."
+        ) from None
+
+
+def _reason(exc: BaseException | None) -> str:
+    return str(getattr(exc, "reason", exc))
 
 
 @dataclass
@@ -168,15 +180,15 @@ class UsageMeter:
                  concurrency: int | None = None) -> None:
         self.max_calls = max_calls
         self.max_cost = max_cost
-        # Bounds LM calls in flight across every thread of a run (nested candidate/evaluation pools).
-        self.slots = threading.BoundedSemaphore(concurrency) if concurrency else None
+        # Bounds LM calls in flight across every thread and event loop of a run.
+        self.slots = CallSlots(concurrency) if concurrency else None
         self._lock = threading.Lock()
         self.calls = 0
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.cost = 0.0
         self.cost_known = True
-        self.retries = 0  # attempts that failed transiently (429, 5xx, timeout) and were retried
+        self.retries = 0  # attempts that failed transiently (429, 5xx, timeout) and were retried (TrackedLM)
         self.failed_calls = 0  # calls that still failed after every retry
         self.last_error: str | None = None
         self.exceeded: str | None = None
@@ -248,28 +260,12 @@ def _is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, Exception) and bool(is_retryable_lm_error(exc))
 
 
-def _retry_delay(exc: BaseException, attempt: int) -> float:
-    """The provider's ``retry_after`` hint when it gives one, else 1, 2, 4, ... seconds (at most 60)."""
-    hint = getattr(exc, "retry_after", None)
-    if isinstance(hint, int | float) and not isinstance(hint, bool) and math.isfinite(hint) and hint >= 0:
-        return min(float(hint), 60.0)
-    return float(min(2 ** min(attempt, 6), 60))
-
-
 def _valid_text(value: Any) -> Any:
     """Model output with lone UTF-16 surrogates (valid JSON, invalid Unicode) replaced by U+FFFD."""
     clean, fixed = make_encodable(value)
     if fixed:
         logger.info("Replaced invalid Unicode (a lone surrogate) in %d model answer text(s) with U+FFFD.", fixed)
     return clean
-
-
-def _note_retry(lm: Any, exc: BaseException, attempt: int, delay: float) -> None:
-    meter = lm.meter
-    if meter is not None:
-        meter.add_retry()
-    logger.info("LM call to %s failed (%s); retry %d of %d in %.1fs", lm.model, type(exc).__name__, attempt + 1,
-                lm.max_retries, delay, extra={RETRY_LOG_MARKER: True})
 
 
 def _tracked_lm_class() -> type[dspy.LM]:
@@ -281,56 +277,66 @@ def _tracked_lm_class() -> type[dspy.LM]:
         """A ``dspy.LM`` that refuses to start a call once its meter's budget is spent, and retries visibly.
 
         Transient failures (DSPy's classification: rate limits, timeouts, server and transport
-        errors) are retried here rather than inside DSPy, with DSPy's backoff, so that every
-        retried attempt is counted in the meter (``retries``) and logged.
+        errors) are retried here rather than inside DSPy, by tenacity with one policy for ``__call__``
+        and ``acall`` (:func:`helm_optimizer._lm_calls.retry_policy`); every retried attempt is counted
+        in the meter (``retries``) and logged, every call that still fails too (``failed_calls``). Both
+        kinds of call hold one of the meter's slots while they run, so ``--num-threads`` bounds them
+        together. ``structured_output`` makes DSPy's JSON adapter send the output schema.
         """
 
         meter: UsageMeter | None = None
         max_retries: int = 0
+        structured_output: bool = False
 
         def __call__(self, *args: Any, **kwargs: Any) -> Any:
-            meter = self.meter
-            call = super().__call__
-            if meter is not None:
-                meter.check()
-            with memoized_metadata():
-                if meter is None or meter.slots is None:
-                    return self._retrying(call, args, kwargs)
-                with meter.slots:
-                    meter.check()
-                    return self._retrying(call, args, kwargs)
-
-        def _retrying(self, call: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-            attempt = 0
-            while True:
+            self._check_budget()
+            slot = self.meter.slots.held() if self.meter is not None and self.meter.slots else contextlib.nullcontext()
+            with memoized_metadata(), slot:
+                self._check_budget()
                 try:
-                    return _valid_text(call(*args, **kwargs))
+                    return _valid_text(tenacity.Retrying(**self._retries())(super().__call__, *args, **kwargs))
                 except Exception as exc:
-                    time.sleep(self._after_failure(exc, attempt))
-                    attempt += 1
+                    self._count_failure(exc)
+                    raise
 
         async def acall(self, *args: Any, **kwargs: Any) -> Any:
+            self._check_budget()
+            slots = self.meter.slots if self.meter is not None else None
+            async with slots.held_async() if slots is not None else contextlib.nullcontext():
+                self._check_budget()
+                with memoized_metadata():
+                    try:
+                        result: Any = await tenacity.AsyncRetrying(**self._retries())(super().acall, *args, **kwargs)
+                    except Exception as exc:
+                        self._count_failure(exc)
+                        raise
+            return _valid_text(result)
+
+        @property
+        def supports_response_schema(self) -> bool:
+            return self.structured_output or bool(super().supports_response_schema)
+
+        @property
+        def supported_params(self) -> set[str]:
+            params = set(super().supported_params)
+            return params | {"response_format"} if self.structured_output else params
+
+        def _check_budget(self) -> None:
             if self.meter is not None:
                 self.meter.check()
-            call = super().acall
-            attempt = 0
-            with memoized_metadata():
-                while True:
-                    try:
-                        return _valid_text(await call(*args, **kwargs))
-                    except Exception as exc:
-                        await asyncio.sleep(self._after_failure(exc, attempt))
-                        attempt += 1
 
-        def _after_failure(self, exc: Exception, attempt: int) -> float:
-            """The delay before retrying, or re-raise ``exc`` (counted) when it is final."""
-            if attempt >= self.max_retries or not _is_retryable(exc):
+        def _count_failure(self, exc: Exception) -> None:
+            if self.meter is not None:
+                self.meter.add_failure(exc)
+
+        def _retries(self) -> dict[str, Any]:
+            def note(error: BaseException, retry: int, delay: float) -> None:
                 if self.meter is not None:
-                    self.meter.add_failure(exc)
-                raise exc
-            delay = _retry_delay(exc, attempt)
-            _note_retry(self, exc, attempt, delay)
-            return delay
+                    self.meter.add_retry()
+                logger.info("LM call to %s failed (%s); retry %d of %d in %.1fs", self.model, type(error).__name__,
+                            retry, self.max_retries, delay, extra={RETRY_LOG_MARKER: True})
+
+            return retry_policy(retries=self.max_retries, retryable=_is_retryable, on_retry=note)
 
     return TrackedLM
 
@@ -385,6 +391,7 @@ def build_lm(cfg: LMConfig, *, cache: bool = True, meter: UsageMeter | None = No
     )
     lm.meter = meter
     lm.max_retries = cfg.num_retries
+    lm.structured_output = uses_structured_output(cfg)
     if meter is not None:
         meter.set_prices(model, cfg)
     return lm
@@ -406,17 +413,13 @@ def adapter_for(cfg: LMConfig) -> dspy.Adapter:
 
 
 def structured_json_adapter() -> dspy.Adapter:
-    """A JSON adapter that always sends the signature's JSON schema as ``response_format``.
+    """DSPy's JSON adapter; with an LM from :func:`build_lm` for a structured-output model it always
+    sends the signature's JSON schema as ``response_format``.
 
     DSPy only sends the schema to models it knows support it; llama.cpp and vLLM support it too,
-    and a small model follows DSPy's format only when the server constrains decoding to it.
+    and a small model follows DSPy's format only when the server constrains decoding to it. The LMs
+    ``build_lm`` makes for such a model say so (``supports_response_schema``).
     """
-    from dspy.adapters.json_adapter import JSONAdapter, _get_structured_outputs_response_format
+    import dspy
 
-    class StructuredJSONAdapter(JSONAdapter):  # type: ignore[misc]
-        def _prepare_response_format(self, lm: Any, lm_kwargs: dict[str, Any], signature: Any) -> None:
-            lm_kwargs["response_format"] = _get_structured_outputs_response_format(
-                signature, self.use_native_function_calling
-            )
-
-    return StructuredJSONAdapter()  # type: ignore[no-any-return]
+    return dspy.JSONAdapter()

@@ -74,20 +74,17 @@ def test_list_optimizers_lists_the_registry() -> None:
 
 
 def test_scenarios_show_prints_the_exact_prompt_and_gold() -> None:
-    result = _cli("scenarios", "show", "my_custom_run_spec", "--plugins", str(EXAMPLE_PLUGIN))
+    result = _cli("scenarios", "show", "times_tables", "--plugins", str(EXAMPLE_PLUGIN))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     start = next(i for i, line in enumerate(lines) if "sample prompt (exactly what HELM sends)" in line)
     gold = next(i for i, line in enumerate(lines) if " gold answer " in line)
     prompt = "\n".join(lines[start + 1:gold])
-    # HELM's generation adapter with AdapterSpec defaults ("Input: ", "\n", "Output: "; trailing space
-    # stripped) around the first test instance of the example plugin, "Q: 6+6=?\nA:".
-    from helm.benchmark.adaptation.adapter_spec import AdapterSpec
-
-    spec = AdapterSpec(method="generation")
-    assert prompt == f"{spec.input_prefix}Q: 6+6=?\nA:{spec.input_suffix}{spec.output_prefix}".rstrip()
-    assert prompt == "Input: Q: 6+6=?\nA:\nOutput:"
-    assert lines[gold + 1].strip() == "12"
+    # HELM's generation adapter with the example plugin's AdapterSpec (its instructions, no input prefix,
+    # the default "\n" input suffix, "Product: " with its trailing space stripped) around its first test
+    # instance, "7 x 8 = ?".
+    assert prompt == "Multiply the two numbers. Answer with the product only.\n7 x 8 = ?\nProduct:"
+    assert lines[gold + 1].strip() == "56"
     assert "instances: test 2" in result.stdout
 
 
@@ -97,7 +94,7 @@ def produced_agent(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     out = tmp_path_factory.mktemp("agents-cli")
     with FakeOpenAIServer(accuracy=0.6, demo_accuracy=0.9) as server:
-        config = OptimizeConfig(scenario="my_custom_run_spec", optimizer="BootstrapFewShot", output_dir=out,
+        config = OptimizeConfig(scenario="times_tables", optimizer="BootstrapFewShot", output_dir=out,
                                 lm=LMConfig(model="openai/cli-model", api_base=server.api_base),
                                 max_bootstrapped_demos=1, max_labeled_demos=2, num_threads=2, seed=7)
         (agent,) = optimize(config, plugins=(str(EXAMPLE_PLUGIN),)).agents
@@ -109,7 +106,7 @@ def test_agents_list_shows_the_produced_agent(produced_agent: Path) -> None:
     for target in (out, out / "agents"):
         result = _cli("agents", "list", str(target))
         assert result.returncode == 0, result.stderr
-        rows = [line for line in result.stdout.splitlines() if "my_custom_run_spec" in line]
+        rows = [line for line in result.stdout.splitlines() if "times_tables" in line]
         assert len(rows) == 1, result.stdout
         for cell in ("openai/cli-model", "BootstrapFewShot", str(produced_agent)):
             assert cell in rows[0]
@@ -122,9 +119,9 @@ def test_agents_show_prints_instruction_demos_and_provenance(produced_agent: Pat
     result = _cli("agents", "show", str(produced_agent))
     assert result.returncode == 0, result.stderr
     assert "instruction" in result.stdout and "demos" in result.stdout
-    assert "Q: " in result.stdout  # a demo's input
+    assert " x " in result.stdout  # a demo's input, such as "2 x 3 = ?"
     provenance = json.loads(result.stdout[result.stdout.index("{", result.stdout.index("provenance")):])
-    assert provenance["scenario"] == "my_custom_run_spec" and provenance["optimizer"] == "BootstrapFewShot"
+    assert provenance["scenario"] == "times_tables" and provenance["optimizer"] == "BootstrapFewShot"
     assert provenance["model"] == "openai/cli-model" and provenance["seed"] == 7
     assert {"dspy", "crfm-helm", "helm-optimizer"} <= set(provenance["versions"])
     assert set(provenance["usage"]) >= {"lm_calls", "retries", "parse_failures", "failed_calls"}
@@ -138,7 +135,7 @@ def test_agents_list_of_an_empty_directory(tmp_path: Path) -> None:
 def test_optimize_draws_one_progress_display_not_dspys_bars(tmp_path: Path) -> None:
     """BootstrapFewShot's tqdm bars run in worker threads; through the command they are off."""
     with FakeOpenAIServer() as server:
-        result = _cli("optimize", "--scenario", "my_custom_run_spec", "--plugins", str(EXAMPLE_PLUGIN),
+        result = _cli("optimize", "--scenario", "times_tables", "--plugins", str(EXAMPLE_PLUGIN),
                       "--optimizer", "BootstrapFewShot", "--model", "openai/fake-model", "--api-base",
                       server.api_base, "--output-dir", str(tmp_path / "out"), "--num-threads", "2", timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]

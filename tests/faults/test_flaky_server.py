@@ -30,7 +30,7 @@ FLAKY = {"failure_rate": 0.3, "failure_kinds": ("429", "500", "timeout"), "max_f
 
 def _optimize(server: FakeOpenAIServer, out: Path, plugin: str) -> tuple[bytes, dict[str, int]]:
     config = OptimizeConfig(
-        scenario="my_custom_run_spec", optimizer="BootstrapFewShotWithRandomSearch", output_dir=out,
+        scenario="times_tables", optimizer="BootstrapFewShotWithRandomSearch", output_dir=out,
         lm=LMConfig(model=MODEL, api_base=server.api_base, timeout=2, num_retries=4), num_threads=4,
         max_bootstrapped_demos=2, max_labeled_demos=2, optimizer_options={"num_candidate_programs": 2},
     )

@@ -178,12 +178,35 @@ def test_head_qa_category_filter(fixture_dir: Path, tmp_path: Path) -> None:
 def test_head_qa_matches_helm_loader(
     fixture_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, category: str | None
 ) -> None:
-    """HELM's get_instances fed the HF rows of the same file gives the same instances."""
+    """HELM's get_instances handed the HF rows of the same file directly gives the same instances: the
+    local Hugging Face dataset ours hands it carries every value and type over."""
     rows = head_qa_rows(fixture_dir / "head_qa" / "HEAD_EN" / "test_HEAD_EN.json")
-    monkeypatch.setattr(headqa_scenario, "load_dataset", lambda path, language: {"test": rows})
-    helm = HeadQAScenario(category=category).get_instances(str(tmp_path))
-    ours = LocalHeadQAScenario(category=category, data_dir=str(fixture_dir)).get_instances(str(tmp_path))
+    with monkeypatch.context() as patched:
+        patched.setattr(headqa_scenario, "load_dataset", lambda path, language: {"test": rows})
+        helm = HeadQAScenario(category=category).get_instances(str(tmp_path / "helm"))
+    ours = LocalHeadQAScenario(category=category, data_dir=str(fixture_dir)).get_instances(str(tmp_path / "ours"))
     assert as_dicts(ours) == as_dicts(helm)
+
+
+def test_head_qa_instances_come_from_helms_own_loop(fixture_dir: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Test, train and valid instances are all built by ``HeadQAScenario.get_instances`` (from a local dataset)."""
+    from helm_optimizer.scenarios.medical import head_qa_optimization_data
+
+    calls: list[tuple[str, str]] = []
+    real = HeadQAScenario.get_instances
+
+    def spy(self: HeadQAScenario, output_path: str) -> list[Any]:
+        calls.append((type(self).__name__, self.HUGGING_FACE_DATASET_PATH))
+        return real(self, output_path)
+
+    monkeypatch.setattr(HeadQAScenario, "get_instances", spy)
+    test = LocalHeadQAScenario(data_dir=str(fixture_dir)).get_instances(str(tmp_path))
+    data = head_qa_optimization_data(str(fixture_dir))
+    assert len(calls) == 3 and all(Path(path).name.startswith("head_qa_en_") for _, path in calls)
+    assert calls[0][0] == "LocalHeadQAScenario" and Path(calls[0][1]).is_relative_to(tmp_path)
+    assert {i.split for i in test} == {TEST_SPLIT} and data.train and data.valid
+    assert {i.split for i in data.train} == {"train"} and {i.split for i in data.valid} == {"valid"}
 
 
 # ---- medbullets ------------------------------------------------------------------------------------

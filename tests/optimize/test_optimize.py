@@ -23,7 +23,7 @@ SMALL_OPTIONS = {
 }
 
 
-def _config(server: FakeOpenAIServer, out: Path, optimizer: str, scenario: str = "my_custom_run_spec",
+def _config(server: FakeOpenAIServer, out: Path, optimizer: str, scenario: str = "times_tables",
             **kwargs: object) -> OptimizeConfig:
     fields: dict[str, object] = {
         "scenario": scenario, "optimizer": optimizer, "output_dir": out, "num_threads": 4,
@@ -50,7 +50,7 @@ def test_every_optimizer_writes_a_loadable_agent(optimizer: str, server: FakeOpe
     result = optimize(_config(server, tmp_path, optimizer), plugins=(example_plugin,))
     (agent,) = result.agents
     assert agent.status == "written" and agent.path.name == f"{optimizer}.json"
-    assert agent.path.parent == tmp_path / "agents" / "my_custom_run_spec" / "openai" / "fake-a"
+    assert agent.path.parent == tmp_path / "agents" / "times_tables" / "openai" / "fake-a"
     program = load_agent(agent.path)
     assert isinstance(program, dspy.Module)
     # DSPy's own loader reads our files too
@@ -76,12 +76,12 @@ def test_demo_limits_on_a_medical_slice(optimizer: str, server: FakeOpenAIServer
         assert len(demos) <= 2
 
 
-def test_same_seed_same_bytes_other_seed_other_search(server: FakeOpenAIServer, tmp_path: Path,
-                                                      example_plugin: str) -> None:
+def test_same_seed_same_bytes_other_seed_other_search(server: FakeOpenAIServer, tmp_path: Path) -> None:
     runs = {}
     for name, seed in (("a", 0), ("b", 0), ("c", 5)):
-        (agent,) = optimize(_config(server, tmp_path / name, "BootstrapFewShotWithRandomSearch", seed=seed),
-                            plugins=(example_plugin,)).agents
+        config = _config(server, tmp_path / name, "BootstrapFewShotWithRandomSearch", seed=seed, scenario="head_qa",
+                         data_dir=DEMO_DATA, limit=12)
+        (agent,) = optimize(config).agents
         runs[name] = agent.path.read_bytes()
     assert runs["a"] == runs["b"]
     assert runs["a"] != runs["c"]
@@ -191,3 +191,32 @@ def test_broken_agent_files_give_one_line_errors(tmp_path: Path, content: str, f
         load_agent(path)
     assert fragment in str(info.value) and "\n" not in str(info.value)
     json.dumps(str(info.value))
+
+
+@pytest.mark.parametrize("optimizer", ["BootstrapFewShotWithRandomSearch", "MIPROv2"])
+def test_num_threads_bounds_the_lm_calls_in_flight(optimizer: str, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pools keep spare threads for formatting and scoring, but --num-threads still bounds the LM calls."""
+    import threading
+
+    import dspy
+
+    lock = threading.Lock()
+    in_flight = [0, 0]  # now, peak
+    real_call = dspy.LM.__call__
+
+    def call(self: object, *args: object, **kwargs: object) -> object:
+        with lock:
+            in_flight[0] += 1
+            in_flight[1] = max(in_flight[1], in_flight[0])
+        try:
+            return real_call(self, *args, **kwargs)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    monkeypatch.setattr(dspy.LM, "__call__", call)
+    with FakeOpenAIServer(accuracy=0.5, latency=0.02) as fake:
+        optimize(_config(fake, tmp_path, optimizer, scenario="head_qa", data_dir=DEMO_DATA, limit=16, num_threads=3,
+                         cache=False))
+    assert in_flight[1] == 3

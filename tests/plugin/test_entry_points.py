@@ -39,15 +39,15 @@ def test_entry_point_of_installed_example_package_and_failing_entry_point_only_w
     site = tmp_path / "site"
     run_tool(["python", "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", "--quiet",
               "--target", str(site), str(source)], env=subprocess_env(tmp_path), cwd=tmp_path)
-    entry_points = (next(site.glob("my_example_helm_module-*.dist-info")) / "entry_points.txt").read_text()
-    assert "my_helm_plugin = my_example_helm_module.my_submodule_plugin_code" in entry_points
+    entry_points = (next(site.glob("example_times_tables-*.dist-info")) / "entry_points.txt").read_text()
+    assert "example_times_tables = example_times_tables.run_specs" in entry_points
     write_dist_info(site, "hopt_broken_plugin", {"hopt_broken": "hopt_broken_plugin_module"})
     (site / "hopt_broken_plugin_module.py").write_text("raise RuntimeError('boom at import')\n")
 
-    proc = helm_run([f"my_custom_run_spec:model={MODEL}"], tmp_path=tmp_path, local_path=prod_env,
+    proc = helm_run([f"times_tables:model={MODEL}"], tmp_path=tmp_path, local_path=prod_env,
                     pythonpath=[site])
     assert proc.returncode == 0
-    assert stat_mean(tmp_path / "out" / "runs" / "tutorial" / run_name("my_custom_run_spec")) == 1.0
+    assert stat_mean(tmp_path / "out" / "runs" / "tutorial" / run_name("times_tables"), "number_match") == 1.0
     log = proc.stdout + proc.stderr
     assert "Failed to load plugin entry point: hopt_broken" in log  # HELM: a warning, and the run goes on
     assert "boom at import" in log

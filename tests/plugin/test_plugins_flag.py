@@ -46,9 +46,9 @@ def run_spec(name: str) -> RunSpec:
 
 @pytest.mark.slow
 def test_plugins_flag_with_a_module_name_on_pythonpath(prod_env: Path, tmp_path: Path) -> None:
-    helm_run([f"my_custom_run_spec:model={MODEL}"], tmp_path=tmp_path, local_path=prod_env,
-             plugins=["my_example_helm_module.my_submodule_plugin_code"], pythonpath=[MY_PLUGIN_SRC])
-    assert stat_mean(tmp_path / "out" / "runs" / "tutorial" / run_name("my_custom_run_spec")) == 1.0
+    helm_run([f"times_tables:model={MODEL}"], tmp_path=tmp_path, local_path=prod_env,
+             plugins=["example_times_tables.run_specs"], pythonpath=[MY_PLUGIN_SRC])
+    assert stat_mean(tmp_path / "out" / "runs" / "tutorial" / run_name("times_tables"), "number_match") == 1.0
 
 
 @pytest.mark.slow

@@ -16,17 +16,18 @@ DEMO_DATA = REPO / "src" / "helm_optimizer" / "data" / "demo"
 
 
 def test_plugin_scenario_uses_helm_prompt_and_scenario_splits(example_plugin: str, tmp_path: Path) -> None:
-    ds = load_dataset("my_custom_run_spec", plugins=[example_plugin], cache_dir=tmp_path)
+    ds = load_dataset("times_tables", plugins=[example_plugin], cache_dir=tmp_path)
     assert ds.strategy == STRATEGY_SCENARIO
     assert ds.test_size == 2 and sorted(ds.eval_ids) == ["test-001", "test-002"]
     assert len(ds.train) + len(ds.val) == 5
-    example = next(e for e in ds.train + ds.val if "1+1" in e["inputs"])
-    # HELM's generation adapter with no in-context examples: input prefix/suffix and output prefix.
-    assert example["inputs"] == "Input: Q: 1+1=?\nA:\nOutput:"
-    assert example["output"] == "2"
-    assert ds.main_metric == "exact_match"
-    assert ds.scorer.score(example["inputs"], "2", "2") == 1.0
-    assert ds.scorer.score(example["inputs"], "2", " 3 ") == 0.0
+    example = next(e for e in ds.train + ds.val if "2 x 3" in e["inputs"])
+    # HELM's generation adapter with no in-context examples: instructions, input and output prefix.
+    assert example["inputs"] == "Multiply the two numbers. Answer with the product only.\n2 x 3 = ?\nProduct:"
+    assert example["output"] == "6"
+    assert ds.main_metric == "number_match"  # the plugin's own metric, scored by HELM's metric class
+    assert ds.scorer.score(example["inputs"], "6", "6") == 1.0
+    assert ds.scorer.score(example["inputs"], "6", "The product is 6.") == 1.0
+    assert ds.scorer.score(example["inputs"], "6", " 7 ") == 0.0
 
 
 def test_head_qa_uses_official_non_test_splits_with_letters(tmp_path: Path) -> None:

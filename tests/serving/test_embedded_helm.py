@@ -25,13 +25,13 @@ def test_helm_run_with_local_smollm2(tmp_path: Path) -> None:
     env = {**os.environ, "HELM_OPTIMIZER_CACHE_DIR": str(tmp_path / "cache"), "HELM_LOG_LEVEL": "WARNING"}
     helm_run = Path(sys.executable).with_name("helm-run")
     done = subprocess.run(
-        [str(helm_run), "--run-entries", "my_custom_run_spec:model=local/smollm2", "--plugins", str(EXAMPLE_PLUGIN),
+        [str(helm_run), "--run-entries", "times_tables:model=local/smollm2", "--plugins", str(EXAMPLE_PLUGIN),
          "--suite", "embedded", "--max-eval-instances", "2", "-o", str(tmp_path / "out"),
          "--local-path", str(tmp_path / "prod_env")],
         capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    run_dir = tmp_path / "out" / "runs" / "embedded" / "my_custom_run_spec:model=local_smollm2"
+    run_dir = tmp_path / "out" / "runs" / "embedded" / "times_tables:model=local_smollm2"
     stats = json.loads((run_dir / "stats.json").read_text())
     assert any(s["name"]["name"] == "exact_match" for s in stats)
     state = json.loads((run_dir / "scenario_state.json").read_text())
@@ -44,7 +44,7 @@ def test_optimize_on_local_smollm2_parses_with_structured_output(tmp_path: Path)
     from helm_optimizer.config import LMConfig, OptimizeConfig
     from helm_optimizer.optimize import optimize
 
-    config = OptimizeConfig(scenario="my_custom_run_spec", optimizer="LabeledFewShot",
+    config = OptimizeConfig(scenario="times_tables", optimizer="LabeledFewShot",
                             lm=LMConfig(model="local/smollm2", max_tokens=128), output_dir=tmp_path, num_threads=2)
     (agent,) = optimize(config, plugins=(str(EXAMPLE_PLUGIN),)).agents
     assert agent.usage["lm_calls"] >= 4  # validation before and after

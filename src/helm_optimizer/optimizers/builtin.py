@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from helm_optimizer.errors import ConfigError
 from helm_optimizer.optimizers.base import OptimizeContext, register_optimizer
-from helm_optimizer.optimizers.parallel import ParallelMIPROv2, WorkPool, candidate_plans, score_candidates
+from helm_optimizer.optimizers.parallel import DemoBudget, MiproV2, random_search
 
 __all__ = [
     "BootstrapFewShotOptimizer",
@@ -27,6 +27,23 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+def _spare_workers(context: OptimizeContext) -> int:
+    """Extra pool threads when the LMs' usage meter already holds the calls in flight to ``num_threads``.
+
+    A pool thread spends part of each task outside its LM call (formatting, parsing, scoring); a few
+    spare threads keep all ``num_threads`` call slots busy meanwhile. For LMs without that bound (not
+    built by ``build_lm`` with a meter) the pool itself is the bound and has no spare threads.
+    """
+
+    def bounded(lm: Any) -> bool:
+        slots = getattr(getattr(lm, "meter", None), "slots", None)
+        return slots is not None and int(slots.limit) <= context.num_threads
+
+    if bounded(context.task_lm) and bounded(context.prompt_lm or context.task_lm):
+        return max(1, context.num_threads // 4)
+    return 0
 
 
 class _Base:
@@ -104,10 +121,11 @@ class BootstrapFewShotOptimizer(_Base):
 class RandomSearchOptimizer(_Base):
     """DSPy's random search over bootstrapped demo sets, with the candidates built and scored concurrently.
 
-    Candidates ``-3`` (zero-shot), ``-2`` (labeled only), ``-1`` (unshuffled bootstrap) and
-    ``0..N-1`` (bootstrap on the training set shuffled by ``seed + i``) are exactly DSPy's; the best
-    score on the validation set wins, ties going to the earliest candidate, as in DSPy. Each candidate
-    is scored as soon as its bootstrap ends; at most ``num_threads`` LM calls run at once.
+    The candidates are DSPy's: no demos, labeled demos only, a bootstrap over the training set as
+    given, then ``num_candidate_programs`` (default 16) bootstraps over the training set shuffled by
+    ``random.Random(seed + k)``; the best score on the validation set wins, ties going to the
+    earliest candidate. DSPy's random search has no seed and equals ours with ``--seed 0``; with
+    seed ``s`` ours tries DSPy's shuffled candidates ``s .. s + N - 1`` (DSPy's ``restrict``).
     """
 
     needs_valset = True
@@ -115,35 +133,32 @@ class RandomSearchOptimizer(_Base):
                                   "stop_at_score"})
 
     def compile(self, student: Any, *, trainset: list[Any], valset: list[Any], context: OptimizeContext) -> Any:
-        num_candidates = int(self.options.get("num_candidate_programs", 16))
-        max_errors = self.options.get("max_errors")
-        plans = candidate_plans(
-            student, trainset, metric=context.metric, num_candidate_sets=num_candidates + 3,
-            max_labeled=context.max_labeled_demos, max_bootstrapped=context.max_bootstrapped_demos,
-            shuffle_rng=None, seed_offset=context.seed, max_rounds=int(self.options.get("max_rounds", 1)),
-            metric_threshold=self.options.get("metric_threshold"), max_errors=max_errors, labeled_sample=True,
+        budget = DemoBudget(
+            labeled=context.max_labeled_demos, bootstrapped=context.max_bootstrapped_demos, metric=context.metric,
+            max_rounds=int(self.options.get("max_rounds", 1)), metric_threshold=self.options.get("metric_threshold"),
+            max_errors=self.options.get("max_errors"),
         )
-        with WorkPool(context.num_threads) as pool:
-            programs, scores = score_candidates(pool, plans, valset or trainset, context.metric,
-                                                max_errors=max_errors, progress=context.progress)
-        # DSPy keeps the first candidate with the best score, stopping at the first one that
-        # reaches ``stop_at_score`` (candidates after it were scored here but cannot win).
         stop_at = self.options.get("stop_at_score")
-        best = 0
-        for i, score in enumerate(scores):
-            if score > scores[best]:
-                best = i
-            if stop_at is not None and score >= float(stop_at):
-                break
-        logger.info("Random search scores by candidate: %s; best candidate %d", scores, best)
-        program = programs[best]
-        program.candidate_scores = scores
+        result = random_search(
+            student, trainset, valset or trainset, context.metric, budget,
+            candidates=int(self.options.get("num_candidate_programs", 16)), seed=context.seed,
+            num_threads=context.num_threads, spare_workers=_spare_workers(context),
+            stop_at_score=None if stop_at is None else float(stop_at),
+            progress=context.progress,
+        )
+        program = result.program
+        program.candidate_scores = result.scores
         return program
 
 
 @register_optimizer("MIPROv2")
 class MIPROv2Optimizer(_Base):
-    """DSPy's MIPROv2 (instructions + demos, Bayesian search), candidates built concurrently."""
+    """DSPy's MIPROv2 (instructions + demos, Bayesian search), its independent work run concurrently.
+
+    ``--auto`` picks DSPy's preset unless ``num_candidates`` is given (then ``num_trials`` is needed
+    too). Unlike DSPy, whose default minibatch of 35 fails on a smaller validation set, the minibatch
+    is at most the validation set, and a validation set no larger than it is scored whole.
+    """
 
     needs_valset = True
     accepted_options = frozenset({"num_candidates", "num_trials", "minibatch", "minibatch_size",
@@ -153,18 +168,16 @@ class MIPROv2Optimizer(_Base):
     _init_keys = ("num_candidates", "init_temperature", "max_errors", "metric_threshold")
 
     def compile(self, student: Any, *, trainset: list[Any], valset: list[Any], context: OptimizeContext) -> Any:
-        init = {k: self.options[k] for k in self._init_keys if k in self.options}
-        compile_kwargs = {k: v for k, v in self.options.items() if k not in self._init_keys}
-        auto = None if "num_candidates" in init else context.auto
-        optimizer = ParallelMIPROv2(
-            metric=context.metric, prompt_model=context.prompt_lm, task_model=context.task_lm,
-            max_bootstrapped_demos=context.max_bootstrapped_demos, max_labeled_demos=context.max_labeled_demos,
-            auto=auto, num_threads=context.num_threads, seed=context.seed, verbose=False, track_stats=False,
-            **init,
-        )
-        optimizer.progress = context.progress
         if len(valset) < 2:
             raise ConfigError("MIPROv2 needs a validation set of at least 2 examples; raise --val-size or --limit.")
+        init = {k: self.options[k] for k in self._init_keys if k in self.options}
+        compile_kwargs = {k: v for k, v in self.options.items() if k not in self._init_keys}
+        optimizer = MiproV2(
+            metric=context.metric, task_lm=context.task_lm, prompt_lm=context.prompt_lm,
+            max_bootstrapped_demos=context.max_bootstrapped_demos, max_labeled_demos=context.max_labeled_demos,
+            auto=None if "num_candidates" in init else context.auto, num_threads=context.num_threads,
+            spare_workers=_spare_workers(context), seed=context.seed, progress=context.progress, **init,
+        )
         compile_kwargs.setdefault("minibatch_size", min(35, len(valset)))
         if len(valset) <= int(compile_kwargs["minibatch_size"]):
             compile_kwargs.setdefault("minibatch", False)

@@ -61,6 +61,9 @@ class FakeServerConfig:
     answers: dict[str, str] = field(default_factory=dict)
     accuracy: float = 1.0
     demo_accuracy: float | None = None
+    # Whether a chat request's system message (where DSPy puts the instruction) takes part in deciding
+    # which answers are right, so that instructions change scores too.
+    instructions_matter: bool = False
     default_answer: str = "A"
     seed: int = 0
     latency: float = 0.0
@@ -208,17 +211,19 @@ class _Brain:
             return str(value)
         return self.config.default_answer
 
-    def answer_for(self, text: str, *, with_demos: bool) -> str:
+    def answer_for(self, text: str, *, with_demos: bool, instruction: str = "") -> str:
         gold = self.gold_for(text)
         accuracy = self.config.accuracy
         if with_demos and self.config.demo_accuracy is not None:
             accuracy = self.config.demo_accuracy
         # The decision hashes the question part only, so the same question is right or wrong
-        # whatever instruction or demos surround it (an instruction change alone changes nothing).
+        # whatever instruction or demos surround it (unless ``instructions_matter``).
         anchor = self._anchor(text)
         if anchor is None:
             matches = list(_ARITH_RE.finditer(text))
             anchor = matches[-1].group(0) if matches else text
+        if self.config.instructions_matter:
+            anchor = f"{instruction}\x1f{anchor}"
         correct = _unit(self.config.seed, "correct", anchor) < accuracy
         return gold if correct else _wrong_answer(gold)
 
@@ -260,7 +265,7 @@ class _Brain:
         values: dict[str, Any] = {}
         for name, annotation in fields.items():
             if name == answer_field:
-                values[name] = self.answer_for(last_user, with_demos=with_demos)
+                values[name] = self.answer_for(last_user, with_demos=with_demos, instruction=system)
             else:
                 values[name] = self._filler(name, annotation, last_user)
                 if taint and isinstance(values[name], str):

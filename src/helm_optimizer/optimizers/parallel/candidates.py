@@ -1,113 +1,153 @@
-"""Demo candidates of random search and MIPROv2's step 1, drawn in DSPy's order and built concurrently."""
+"""Demo-set candidates of random search and MIPROv2: drawn up front, built on the work pool.
+
+Both optimizers try the same kinds of demo sets, in the same order (facts of DSPy's algorithms):
+
+1. the program without demos;
+2. ``max_labeled_demos`` training examples sampled as demos (DSPy's ``LabeledFewShot``);
+3. a bootstrap over the training set in its given order;
+4. bootstraps over the training set shuffled, each with a demo budget drawn between 1 and
+   ``max_bootstrapped_demos``.
+
+They differ in where the shuffles and budgets come from. Random search gives candidate ``k``
+(counting from 0 among the shuffled ones) its own generator, ``random.Random(seed + k)``, used once
+to shuffle and once more, freshly seeded, to draw the budget; DSPy's random search has no seed and
+is ours with seed 0. MIPROv2 draws every shuffle and budget from its one generator, in candidate
+order, and with ``max_labeled_demos=0`` its second candidate is a shuffled bootstrap as well.
+
+A :class:`Recipe` holds everything random about a candidate, so the building itself (DSPy's
+``BootstrapFewShot`` / ``LabeledFewShot`` ``compile``) can run anywhere, in any order.
+"""
 
 from __future__ import annotations
 
 import contextvars
+import enum
+import itertools
 import random
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import dspy
 
-from helm_optimizer.optimizers.parallel.workpool import WorkPool, gather, resolved, then
+from helm_optimizer.errors import ConfigError
+from helm_optimizer.optimizers.parallel.workpool import WorkPool, resolved
 
-__all__ = ["CandidatePlan", "candidate_plans", "score_candidates", "start_candidates"]
-
-
-@dataclass
-class CandidatePlan:
-    """How to build one candidate: ``build()`` makes LM calls (a bootstrap) when ``uses_lm``."""
-
-    seed: int
-    build: Callable[[], Any]
-    uses_lm: bool
-
-
-def candidate_plans(student: Any, trainset: list[Any], *, metric: Any, num_candidate_sets: int,
-                    max_labeled: int, max_bootstrapped: int, shuffle_rng: random.Random | None,
-                    seed_offset: int = 0, max_rounds: int = 1, metric_threshold: float | None = None,
-                    max_errors: int | None = None, labeled_sample: bool = True, include_non_bootstrapped: bool = True,
-                    teacher: Any = None, teacher_settings: dict[str, Any] | None = None) -> list[CandidatePlan]:
-    """Candidates ``-3 .. num_candidate_sets-4`` exactly as DSPy builds them; every random draw is made here.
-
-    ``shuffle_rng`` given: MIPROv2's ``create_n_fewshot_demo_sets`` (one generator drawn in order).
-    ``shuffle_rng`` None: ``BootstrapFewShotWithRandomSearch`` (``random.Random(seed_offset + i)``).
-    """
-    def bootstrap(copy: list[Any], size: int) -> Callable[[], Any]:
-        def run() -> Any:
-            optimizer = dspy.BootstrapFewShot(
-                metric=metric, metric_threshold=metric_threshold, max_bootstrapped_demos=size,
-                max_labeled_demos=max_labeled, max_rounds=max_rounds, max_errors=max_errors,
-                teacher_settings=teacher_settings or {},
-            )
-            return optimizer.compile(student, teacher=teacher, trainset=copy)
-
-        return run
-
-    plans: list[CandidatePlan] = []
-    for seed in range(-3, num_candidate_sets - 3):
-        copy = list(trainset)
-        if seed == -3 and include_non_bootstrapped:
-            plans.append(CandidatePlan(seed, student.reset_copy, False))
-        elif seed == -2 and include_non_bootstrapped and (shuffle_rng is None or max_labeled > 0):
-            def labeled_only(copy: list[Any] = copy) -> Any:
-                return dspy.LabeledFewShot(k=max_labeled).compile(student, trainset=copy, sample=labeled_sample)
-
-            plans.append(CandidatePlan(seed, labeled_only, False))
-        elif seed == -1:
-            plans.append(CandidatePlan(seed, bootstrap(copy, max_bootstrapped), True))
-        else:
-            if shuffle_rng is not None:
-                shuffle_rng.shuffle(copy)
-                size = shuffle_rng.randint(1, max(1, max_bootstrapped))
-            else:
-                random.Random(seed + seed_offset).shuffle(copy)
-                size = random.Random(seed + seed_offset).randint(1, max(1, max_bootstrapped))
-            plans.append(CandidatePlan(seed, bootstrap(copy, size), True))
-    return plans
+__all__ = [
+    "DemoBudget",
+    "Kind",
+    "Recipe",
+    "build_candidate",
+    "mipro_recipes",
+    "random_search_recipes",
+    "start_candidates",
+]
 
 
-def start_candidates(pool: WorkPool, plans: Sequence[CandidatePlan],
+class Kind(enum.Enum):
+    NO_DEMOS = "no demos"
+    LABELED = "labeled demos"
+    BOOTSTRAPPED = "bootstrapped demos"
+
+
+@dataclass(frozen=True)
+class DemoBudget:
+    """The demo limits and bootstrap settings every candidate of one run shares."""
+
+    labeled: int
+    bootstrapped: int
+    metric: Callable[..., Any] | None = None
+    max_rounds: int = 1
+    metric_threshold: float | None = None
+    max_errors: int | None = None
+    sample_labeled: bool = True
+    teacher: Any = None
+    teacher_settings: dict[str, Any] = field(default_factory=dict)
+
+    def random_size(self, rng: random.Random) -> int:
+        if self.bootstrapped < 1:
+            raise ConfigError("Bootstrapped demo sets need max_bootstrapped_demos of at least 1 "
+                              f"(got {self.bootstrapped}); raise --max-bootstrapped-demos.")
+        return rng.randint(1, self.bootstrapped)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One candidate: its kind, the training examples in the order a bootstrap tries them, its demo budget."""
+
+    kind: Kind
+    examples: tuple[Any, ...] = ()
+    bootstrapped: int = 0
+
+    @property
+    def uses_lm(self) -> bool:
+        return self.kind is Kind.BOOTSTRAPPED
+
+
+def random_search_recipes(trainset: Sequence[Any], shuffled: int, budget: DemoBudget, *, seed: int) -> list[Recipe]:
+    """``shuffled + 3`` candidates of ``BootstrapFewShotWithRandomSearch`` for ``seed``."""
+    examples = tuple(trainset)
+    recipes = [Recipe(Kind.NO_DEMOS), Recipe(Kind.LABELED, examples),
+               Recipe(Kind.BOOTSTRAPPED, examples, budget.bootstrapped)]
+    for k in range(shuffled):
+        order = list(examples)
+        random.Random(seed + k).shuffle(order)
+        recipes.append(Recipe(Kind.BOOTSTRAPPED, tuple(order), budget.random_size(random.Random(seed + k))))
+    return recipes
+
+
+def mipro_recipes(trainset: Sequence[Any], count: int, budget: DemoBudget, rng: random.Random) -> list[Recipe]:
+    """MIPROv2's ``count`` demo sets; the shuffles and budgets are drawn from ``rng`` here, in order."""
+    examples = tuple(trainset)
+
+    def shuffled() -> Recipe:
+        order = list(examples)
+        rng.shuffle(order)
+        return Recipe(Kind.BOOTSTRAPPED, tuple(order), budget.random_size(rng))
+
+    def in_order() -> Iterator[Recipe]:
+        yield Recipe(Kind.NO_DEMOS)
+        yield Recipe(Kind.LABELED, examples) if budget.labeled > 0 else shuffled()
+        yield Recipe(Kind.BOOTSTRAPPED, examples, budget.bootstrapped)
+        while True:
+            yield shuffled()
+
+    # islice pulls one recipe at a time, so only the candidates that exist draw from rng.
+    return list(itertools.islice(in_order(), max(0, count)))
+
+
+def build_candidate(recipe: Recipe, student: Any, budget: DemoBudget) -> Any:
+    """The candidate program of ``recipe`` (bootstraps make LM calls in the calling thread)."""
+    if recipe.kind is Kind.NO_DEMOS:
+        return student.reset_copy()
+    if recipe.kind is Kind.LABELED:
+        labeled = dspy.LabeledFewShot(k=budget.labeled)
+        return labeled.compile(student, trainset=list(recipe.examples), sample=budget.sample_labeled)
+    bootstrap = dspy.BootstrapFewShot(
+        metric=budget.metric, metric_threshold=budget.metric_threshold, teacher_settings=dict(budget.teacher_settings),
+        max_bootstrapped_demos=recipe.bootstrapped, max_labeled_demos=budget.labeled, max_rounds=budget.max_rounds,
+        max_errors=budget.max_errors,
+    )
+    return bootstrap.compile(student, teacher=budget.teacher, trainset=list(recipe.examples))
+
+
+def start_candidates(pool: WorkPool, recipes: Sequence[Recipe], student: Any, budget: DemoBudget, *,
+                     context: contextvars.Context | None = None,
                      progress: Callable[[str], None] = lambda _m: None) -> list[Future[Any]]:
-    """Submit the bootstraps (first come, first served); candidates without LM work are built here."""
-    total = len(plans)
-    counter = {"done": 0}
+    """A future per recipe: bootstraps go to the pool as chains, the others are built at once."""
     lock = threading.Lock()
+    built = [0]
+    bootstraps = sum(1 for r in recipes if r.uses_lm)
 
-    def tracked(plan: CandidatePlan) -> Any:
-        program = plan.build()
+    def bootstrapped(recipe: Recipe) -> Any:
+        program = build_candidate(recipe, student, budget)
         with lock:
-            counter["done"] += 1
-            done = counter["done"]
-        progress(f"bootstrapped candidate {done}/{total}")
+            built[0] += 1
+            done = built[0]
+        progress(f"bootstrapped demo set {done}/{bootstraps}")
         return program
 
-    return [pool.submit(tracked, plan, priority=WorkPool.CHAIN) if plan.uses_lm else resolved(tracked(plan))
-            for plan in plans]
-
-
-def score_candidates(pool: WorkPool, plans: Sequence[CandidatePlan], devset: Sequence[Any], metric: Any, *,
-                     max_errors: int | None, progress: Callable[[str], None] = lambda _m: None
-                     ) -> tuple[list[Any], list[float]]:
-    """Build every candidate and score it on ``devset`` as soon as it exists (random search)."""
-    context = contextvars.copy_context()
-    programs = start_candidates(pool, plans, progress)
-    total = len(plans)
-
-    def score(index: int) -> Callable[[Any], Future[float]]:
-        def report(done: Future[float]) -> None:
-            if done.exception() is None:
-                progress(f"candidate {index + 1}/{total} scored {done.result():.1f}")
-
-        def run(program: Any) -> Future[float]:
-            future = pool.evaluate(program, devset, metric, max_errors=max_errors, context=context)
-            future.add_done_callback(report)
-            return future
-
-        return run
-
-    scores = [then(program, score(i)) for i, program in enumerate(programs)]
-    return gather(programs), gather(scores)
+    return [pool.submit(bootstrapped, recipe, context=context, priority=WorkPool.CHAIN) if recipe.uses_lm
+            else resolved(build_candidate(recipe, student, budget)) for recipe in recipes]

@@ -1,296 +1,195 @@
-"""DSPy's MIPROv2 run as a dataflow on one work pool (see :mod:`helm_optimizer.optimizers.parallel`)."""
+"""MIPROv2 (instructions + demos, Bayesian search) as one dataflow on a work pool.
+
+The algorithm is DSPy's MIPROv2, taken from its description and checked against
+``dspy.MIPROv2(...).compile`` by the parity tests (same settings, seed and LM answers: the same
+program). One generator, ``random.Random(seed)``, makes every random choice, in this order:
+
+1. with an ``auto`` preset (``light``/``medium``/``heavy``: DSPy's ``AUTO_RUN_SETTINGS``), a sample of at
+   most the preset's ``val_size`` validation examples; minibatches are used above DSPy's
+   ``MIN_MINIBATCH_SIZE`` examples; the preset's ``n`` demo sets, half as many instructions (all
+   ``n`` when zero-shot) and max(2·P·log2 n, 1.5·n) trials, P being the number of predictors
+   (twice that with demos);
+2. the demo sets (:mod:`~helm_optimizer.optimizers.parallel.candidates`); a zero-shot run still
+   bootstraps up to DSPy's ``BOOTSTRAPPED_FEWSHOT_EXAMPLES_IN_CONTEXT`` demos per set, to show the
+   proposer, and drops them afterwards;
+3. the instruction proposals (:mod:`~helm_optimizer.optimizers.parallel.proposer`);
+4. the trials' minibatches (:mod:`~helm_optimizer.optimizers.parallel.trials`).
+
+All draws of 1-3 are taken before any LM call, so the LM work runs as soon as what it needs
+exists: the bootstraps, the dataset summary and the score of the unoptimized program start at
+once, each proposal once the demo sets it reads are built, each trial once the instruction and
+demo set it chose are there. At most ``num_threads`` LM calls are in flight.
+"""
 
 from __future__ import annotations
 
 import contextvars
-import inspect
 import logging
-from collections import defaultdict
-from collections.abc import Callable
-from concurrent.futures import Future, wait
+import math
+import random
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 import dspy
 from dspy.propose.dataset_summary_generator import create_dataset_summary
 from dspy.propose.utils import get_dspy_source_code
-from dspy.teleprompt import MIPROv2
 from dspy.teleprompt.mipro_optimizer_v2 import (
+    AUTO_RUN_SETTINGS,
     BOOTSTRAPPED_FEWSHOT_EXAMPLES_IN_CONTEXT,
     LABELED_FEWSHOT_EXAMPLES_IN_CONTEXT,
+    MIN_MINIBATCH_SIZE,
 )
-from dspy.teleprompt.utils import create_minibatch, get_signature, save_candidate_program, set_signature
+from dspy.teleprompt.utils import create_minibatch
 
-from helm_optimizer.optimizers.parallel.candidates import candidate_plans, start_candidates
-from helm_optimizer.optimizers.parallel.proposer import ParallelProposer
-from helm_optimizer.optimizers.parallel.workpool import WorkPool, gather, map_result, then, when_all
+from helm_optimizer.errors import ConfigError
+from helm_optimizer.optimizers.parallel.candidates import DemoBudget, mipro_recipes, start_candidates
+from helm_optimizer.optimizers.parallel.proposer import InstructionProposer, draw_proposals, start_proposals
+from helm_optimizer.optimizers.parallel.trials import TrialSearch
+from helm_optimizer.optimizers.parallel.workpool import WorkPool, gather, map_result, when_all
 
-__all__ = ["ParallelMIPROv2"]
+__all__ = ["MiproPlan", "MiproV2", "plan_mipro", "suggested_trials"]
 
 logger = logging.getLogger(__name__)
 
 
-def _program_code(program: Any) -> str | None:
-    """``get_dspy_source_code(program)``, or None where DSPy's proposer would run without it."""
+def suggested_trials(parameters: int, candidates: int) -> int:
+    """Trials for ``parameters`` categorical choices of ``candidates`` options each: max(2·P·log2 n, 1.5·n)."""
+    return int(max(2 * parameters * math.log2(candidates), 1.5 * candidates))
+
+
+@dataclass(frozen=True)
+class MiproPlan:
+    """The sizes one MIPROv2 run works with, and the validation set it scores on."""
+
+    demo_sets: int
+    instructions: int
+    num_trials: int
+    minibatch: bool
+    valset: list[Any]
+
+
+def plan_mipro(*, auto: str | None, num_candidates: int | None, num_trials: int | None, minibatch: bool,
+               predictors: int, zero_shot: bool, valset: Sequence[Any], rng: random.Random) -> MiproPlan:
+    """MIPROv2's sizes from its ``auto`` preset, or from explicit ``num_candidates`` and ``num_trials``."""
+    parameters = predictors if zero_shot else 2 * predictors
+    if auto is None:
+        if num_candidates is None:
+            raise ConfigError("MIPROv2 without an auto preset needs num_candidates and num_trials; "
+                              "pass -o num_candidates=N -o num_trials=T, or --auto light.")
+        if num_trials is None:
+            raise ConfigError(f"MIPROv2 with num_candidates={num_candidates} needs num_trials too (about "
+                              f"{suggested_trials(parameters, num_candidates)} suits it); pass -o num_trials=T.")
+        return MiproPlan(num_candidates, num_candidates, num_trials, minibatch, list(valset))
+    if auto not in AUTO_RUN_SETTINGS:
+        raise ConfigError(f"Unknown MIPROv2 auto preset {auto!r}; use one of {', '.join(AUTO_RUN_SETTINGS)}.")
+    if num_candidates is not None or num_trials is not None:
+        raise ConfigError(f"MIPROv2's auto preset {auto!r} sets num_candidates and num_trials itself; "
+                          "drop those options or pass --auto none.")
+    preset = AUTO_RUN_SETTINGS[auto]
+    n = int(preset["n"])
+    sample = create_minibatch(list(valset), batch_size=preset["val_size"], rng=rng)
+    return MiproPlan(n, n if zero_shot else int(n * 0.5), suggested_trials(parameters, n),
+                     len(sample) > MIN_MINIBATCH_SIZE, sample)
+
+
+def _program_source(program: Any) -> str | None:
+    """The source the program-aware proposer shows the LM, or None to propose without it (as DSPy)."""
     try:
         return str(get_dspy_source_code(program))
     except Exception as exc:
-        logger.warning("Error getting source code: %s; running without the program-aware proposer.", exc)
+        logger.warning("Cannot read the program's source (%s); proposing without it.", exc)
         return None
 
 
-def _startup_trials(sampler_cls: type[Any]) -> int:
-    """How many finished trials a default-built TPE sampler waits for before it models the scores."""
-    return int(inspect.signature(sampler_cls.__init__).parameters["n_startup_trials"].default)
+class MiproV2:
+    """DSPy's MIPROv2 with its independent work run concurrently; :meth:`compile` returns DSPy's program."""
 
+    def __init__(self, *, metric: Callable[..., Any], task_lm: Any, prompt_lm: Any, max_bootstrapped_demos: int,
+                 max_labeled_demos: int, auto: str | None, num_candidates: int | None = None, num_threads: int = 8,
+                 seed: int = 0, init_temperature: float = 1.0, max_errors: int | None = None,
+                 metric_threshold: float | None = None, teacher_settings: dict[str, Any] | None = None,
+                 spare_workers: int = 0, progress: Callable[[str], None] = lambda _m: None) -> None:
+        self.metric, self.task_lm, self.prompt_lm = metric, task_lm, prompt_lm or task_lm
+        self.max_bootstrapped_demos, self.max_labeled_demos = max_bootstrapped_demos, max_labeled_demos
+        self.auto, self.num_candidates, self.num_threads, self.seed = auto, num_candidates, num_threads, seed
+        self.init_temperature, self.max_errors, self.metric_threshold = init_temperature, max_errors, metric_threshold
+        self.teacher_settings = dict(teacher_settings or {})
+        self.spare_workers = spare_workers
+        self.progress = progress
 
-_COMPILE_DEFAULTS = {name: p.default for name, p in inspect.signature(MIPROv2.compile).parameters.items()
-                     if p.default is not inspect.Parameter.empty}
-
-
-class ParallelMIPROv2(MIPROv2):  # type: ignore[misc]
-    """DSPy's MIPROv2 run as a dataflow on one :class:`WorkPool`; the program DSPy would return.
-
-    Steps 1 and 2 return at once with placeholders that fill in as the pool works: demo sets as
-    their bootstraps end, instructions as their proposals end. The dataset summary and the score of
-    the unoptimized program start with the bootstraps. Step 3 asks Optuna for trials in DSPy's order;
-    trials drawn in the sampler's random start-up phase (whose suggestions do not depend on scores)
-    are asked together, and each is evaluated once the instruction and demos it picked exist.
-    """
-
-    progress: Callable[[str], None] = staticmethod(lambda _message: None)  # type: ignore[assignment]
-
-    def compile(self, student: Any, **kwargs: Any) -> Any:
-        self._options = {**_COMPILE_DEFAULTS, **kwargs}
-        self._valset: list[Any] | None = None
-        self._default_score: Future[float] | None = None
-        self._summary: Future[Any] | None = None
-        self._demo_sets: list[Future[Any]] = []
-        self._instructions: dict[tuple[int, int], Future[Any]] = {}
-        # What GroundedProposer reads with inspect.getsource, read before any pool work: CPython 3.11's
-        # AST conversion is not thread-safe ("AST constructor recursion depth mismatch" when another
-        # thread parses at the same time), and DSPy then silently drops the program-aware proposer.
-        self._program_code = _program_code(student)
-        with WorkPool(self.num_threads or 1) as pool:
-            self._pool = pool
-            try:
-                return super().compile(student, **kwargs)
-            finally:
-                self._pool = None  # type: ignore[assignment]
-
-    def _set_hyperparams_from_run_mode(self, *args: Any, **kwargs: Any) -> Any:
-        result = super()._set_hyperparams_from_run_mode(*args, **kwargs)
-        self._valset = result[1]
-        return result
-
-    def _bootstrap_fewshot_examples(self, program: Any, trainset: list[Any], seed: int, teacher: Any, *,
-                                    num_fewshot_candidates: int, max_bootstrapped_demos: int,
-                                    max_labeled_demos: int, max_errors: int | None,
-                                    metric_threshold: float | None) -> Any:
-        zeroshot = max_bootstrapped_demos == 0 and max_labeled_demos == 0
-        pool = self._pool
-        self.progress(f"bootstrapping {num_fewshot_candidates} demo sets")
-        plans = candidate_plans(
-            program, trainset, metric=self.metric, num_candidate_sets=num_fewshot_candidates,
-            max_labeled=LABELED_FEWSHOT_EXAMPLES_IN_CONTEXT if zeroshot else max_labeled_demos,
-            max_bootstrapped=BOOTSTRAPPED_FEWSHOT_EXAMPLES_IN_CONTEXT if zeroshot else max_bootstrapped_demos,
-            shuffle_rng=self.rng, max_errors=max_errors if max_errors is not None else dspy.settings.max_errors,
-            metric_threshold=metric_threshold, teacher=teacher, teacher_settings=self.teacher_settings,
+    def compile(self, student: Any, *, trainset: Sequence[Any], valset: Sequence[Any], num_trials: int | None = None,
+                minibatch: bool = True, minibatch_size: int = 35, minibatch_full_eval_steps: int = 5,
+                program_aware_proposer: bool = True, data_aware_proposer: bool = True, view_data_batch_size: int = 10,
+                tip_aware_proposer: bool = True, fewshot_aware_proposer: bool = True) -> Any:
+        if not trainset:
+            raise ConfigError("MIPROv2 needs a non-empty training set; raise --limit or --train-size.")
+        if not valset:
+            raise ConfigError("MIPROv2 needs a validation set; raise --limit or --val-size.")
+        if minibatch_full_eval_steps < 1:
+            raise ConfigError("minibatch_full_eval_steps must be at least 1.")
+        zero_shot = self.max_bootstrapped_demos == 0 and self.max_labeled_demos == 0
+        max_errors = self.max_errors if self.max_errors is not None else int(dspy.settings.max_errors)
+        rng = random.Random(self.seed)
+        program = student.deepcopy()
+        predictors = len(program.predictors())
+        plan = plan_mipro(auto=self.auto, num_candidates=self.num_candidates, num_trials=num_trials,
+                          minibatch=minibatch, predictors=predictors, zero_shot=zero_shot, valset=valset, rng=rng)
+        if plan.minibatch and minibatch_size > len(plan.valset):
+            raise ConfigError(f"MIPROv2's minibatch_size {minibatch_size} exceeds the {len(plan.valset)} validation "
+                              "examples; lower -o minibatch_size or pass -o minibatch=false.")
+        budget = DemoBudget(
+            labeled=LABELED_FEWSHOT_EXAMPLES_IN_CONTEXT if zero_shot else self.max_labeled_demos,
+            bootstrapped=BOOTSTRAPPED_FEWSHOT_EXAMPLES_IN_CONTEXT if zero_shot else self.max_bootstrapped_demos,
+            metric=self.metric, metric_threshold=self.metric_threshold, max_errors=max_errors,
+            teacher_settings=self.teacher_settings,
         )
-        predictors = range(len(program.predictors()))
-        demo_candidates: dict[int, list[Any]] = {i: [[] for _ in plans] for i in predictors}
+        recipes = mipro_recipes(trainset, plan.demo_sets, budget, rng)
+        proposals = draw_proposals(predictors, min(plan.instructions, max(len(recipes), 1)), rng,
+                                   random_tips=tip_aware_proposer)
+        # Read before any pool thread runs: CPython 3.11's AST conversion is not thread-safe, and a
+        # source read that fails while another thread parses silently drops the program-aware proposer.
+        source = _program_source(program) if program_aware_proposer else None
+        caller = contextvars.copy_context()
+        with dspy.context(lm=self.task_lm):
+            on_task_lm = contextvars.copy_context()
+        self.progress(f"bootstrapping {len(recipes)} demo sets, proposing {plan.instructions} instructions")
+        with WorkPool(self.num_threads, spare=self.spare_workers) as pool:
+            built = start_candidates(pool, recipes, program, budget, context=on_task_lm, progress=self.progress)
+            demo_sets: dict[int, list[Any]] = {i: [[] for _ in recipes] for i in range(predictors)}
+            filled = [map_result(future, _filler(demo_sets, j)) for j, future in enumerate(built)]
+            default_score = pool.evaluate(program, plan.valset, self.metric, max_errors=max_errors,
+                                          context=on_task_lm)
+            summary: Future[Any] | None = None
+            if data_aware_proposer:
+                summary = pool.submit(create_dataset_summary, list(trainset), view_data_batch_size, self.prompt_lm,
+                                      context=caller, priority=WorkPool.CHAIN)
+            proposer = InstructionProposer(
+                program=program, trainset=trainset, prompt_lm=self.prompt_lm, program_code=source,
+                use_task_demos=fewshot_aware_proposer, tip_aware=tip_aware_proposer,
+                demos_in_context=BOOTSTRAPPED_FEWSHOT_EXAMPLES_IN_CONTEXT, init_temperature=self.init_temperature,
+            )
+            instructions, proposed = start_proposals(pool, proposer, proposals, program, demo_candidates=demo_sets,
+                                                     filled_sets=filled, summary=summary, context=caller,
+                                                     progress=self.progress)
+            steps = [*filled, *proposed.values()]
+            search = TrialSearch(
+                pool, program=program, valset=plan.valset, metric=self.metric, instructions=instructions,
+                demo_sets=None if zero_shot else demo_sets, instruction_ready=proposed, demo_set_ready=filled,
+                steps_done=when_all(steps), rng=rng, seed=self.seed, num_trials=plan.num_trials,
+                minibatch=plan.minibatch, minibatch_size=minibatch_size, full_eval_every=minibatch_full_eval_steps,
+                max_errors=max_errors, context=on_task_lm, progress=self.progress,
+            )
+            best = search.run(default_score)
+            gather(steps)  # a bootstrap or proposal no trial used still fails the run, as in DSPy
+        return best
 
-        def fill(index: int) -> Callable[[Any], None]:
-            def run(built: Any) -> None:
-                for i in predictors:
-                    demo_candidates[i][index] = built.predictors()[i].demos
 
-            return run
-
-        self._demo_sets = [map_result(f, fill(j)) for j, f in enumerate(start_candidates(pool, plans, self.progress))]
-        # Needed later, independent of the demos: the dataset summary and the unoptimized program's score.
-        if self._options["data_aware_proposer"]:
-            self._summary = pool.submit(create_dataset_summary, trainset, self._options["view_data_batch_size"],
-                                        self.prompt_model, priority=WorkPool.CHAIN)
-        if self._valset is not None:
-            self._default_score = pool.evaluate(program, self._valset, self.metric, max_errors=max_errors)
-        return demo_candidates
-
-    def _propose_instructions(self, program: Any, trainset: list[Any], demo_candidates: Any,
-                              view_data_batch_size: int, program_aware_proposer: bool, data_aware_proposer: bool,
-                              tip_aware_proposer: bool, fewshot_aware_proposer: bool,
-                              num_instruct_candidates: int) -> dict[int, list[str]]:
-        self.progress(f"proposing {num_instruct_candidates} instructions")
-        summary = self._summary if data_aware_proposer else None
-        proposer = ParallelProposer(
-            program=program, trainset=trainset, prompt_model=self.prompt_model,
-            view_data_batch_size=view_data_batch_size, program_aware=False,
-            use_dataset_summary=data_aware_proposer and summary is None, use_task_demos=fewshot_aware_proposer,
-            num_demos_in_context=BOOTSTRAPPED_FEWSHOT_EXAMPLES_IN_CONTEXT, use_tip=tip_aware_proposer,
-            set_tip_randomly=tip_aware_proposer, use_instruct_history=False, set_history_randomly=False,
-            verbose=False, rng=self.rng, init_temperature=self.init_temperature,
-        )
-        if program_aware_proposer and self._program_code is not None:
-            proposer.program_aware, proposer.program_code_string = True, self._program_code
-        candidates, self._instructions = proposer.start(
-            program, demo_candidates, num_instruct_candidates, pool=self._pool, demo_sets=self._demo_sets,
-            summary=summary,
-        )
+def _filler(demo_sets: dict[int, list[Any]], index: int) -> Callable[[Any], Any]:
+    def fill(program: Any) -> Any:
         for i, predictor in enumerate(program.predictors()):
-            candidates[i][0] = get_signature(predictor).instructions
-        self.progress("searching instruction/demo combinations")
-        return candidates
+            demo_sets[i][index] = predictor.demos
+        return program
 
-    @staticmethod
-    def _score(future: Future[float]) -> float:
-        """``eval_candidate_program(...).score``: an evaluation that fails scores 0."""
-        try:
-            return float(future.result())
-        except Exception:
-            logger.error("An exception occurred during evaluation", exc_info=True)
-            return 0.0
-
-    def _settle_steps_1_and_2(self) -> None:
-        """Wait for every bootstrap and proposal; raise the first failure (as DSPy's steps 1-2 would)."""
-        gather([*self._demo_sets, *self._instructions.values()])
-
-    def _failed_steps_1_and_2(self) -> None:
-        for future in [*self._demo_sets, *self._instructions.values()]:
-            if future.done() and not future.cancelled() and future.exception() is not None:
-                raise future.exception()  # type: ignore[misc]
-
-    def _optimize_prompt_parameters(self, program: Any, instruction_candidates: dict[int, list[str]],
-                                    demo_candidates: Any, evaluate: Any, valset: list[Any], num_trials: int,
-                                    minibatch: bool, minibatch_size: int, minibatch_full_eval_steps: int,
-                                    seed: int) -> Any:
-        """DSPy's step 3: the same Optuna study, trials and bookkeeping, with trials evaluated concurrently."""
-        import optuna
-        from optuna.trial import TrialState
-
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        pool = self._pool
-        max_errors = evaluate.max_errors if evaluate.max_errors is not None else dspy.settings.max_errors
-        context = contextvars.copy_context()
-
-        def evaluation(candidate: Any, devset: list[Any]) -> Future[float]:
-            return pool.evaluate(candidate, devset, evaluate.metric, max_errors=max_errors,
-                                 failure_score=evaluate.failure_score, context=context)
-
-        extra_full_eval = 1 if num_trials % minibatch_full_eval_steps != 0 else 0
-        adjusted_num_trials = int((num_trials + num_trials // minibatch_full_eval_steps + 1 + extra_full_eval)
-                                  if minibatch else num_trials)
-        early = self._default_score if valset is self._valset else None
-        default_score = self._score(early if early is not None else evaluation(program, valset))
-        trial_logs: dict[int, dict[str, Any]] = {1: {
-            "full_eval_program_path": save_candidate_program(program, self.log_dir, -1),
-            "full_eval_score": default_score, "total_eval_calls_so_far": len(valset),
-            "full_eval_program": program.deepcopy(),
-        }}
-        best_score, best_program = default_score, program.deepcopy()
-        total_eval_calls = len(valset)
-        score_data: list[dict[str, Any]] = [{"score": best_score, "program": program.deepcopy(), "full_eval": True}]
-        param_score_dict: dict[str, list[Any]] = defaultdict(list)
-        fully_evaled_param_combos: dict[str, Any] = {}
-
-        sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True)
-        study = optuna.create_study(direction="maximize", sampler=sampler)
-        default_params = {f"{i}_predictor_instruction": 0 for i in range(len(program.predictors()))}
-        if demo_candidates:
-            default_params.update({f"{i}_predictor_demos": 0 for i in range(len(program.predictors()))})
-        study.add_trial(optuna.trial.create_trial(
-            params=default_params,
-            distributions=self._get_param_distributions(program, instruction_candidates, demo_candidates),
-            value=default_score,
-        ))
-        startup = _startup_trials(optuna.samplers.TPESampler)
-        batch_size = minibatch_size if minibatch else len(valset)
-
-        def full_eval_after(trial_num: int) -> bool:
-            return minibatch and (trial_num % (minibatch_full_eval_steps + 1) == 0
-                                  or trial_num == adjusted_num_trials - 1)
-
-        def candidate_for(trial: Any, trial_num: int, devset: list[Any]) -> tuple[Any, list[str], dict[str, int],
-                                                                                   Future[float]]:
-            candidate = program.deepcopy()
-            chosen: list[str] = []
-            raw: dict[str, int] = {}
-            picks: list[tuple[int, int, int | None]] = []
-            for i, _ in enumerate(candidate.predictors()):
-                instruction = trial.suggest_categorical(f"{i}_predictor_instruction",
-                                                        range(len(instruction_candidates[i])))
-                trial_logs[trial_num][f"{i}_predictor_instruction"] = instruction
-                chosen.append(f"Predictor {i}: Instruction {instruction}")
-                raw[f"{i}_predictor_instruction"] = instruction
-                demos = None
-                if demo_candidates:
-                    demos = trial.suggest_categorical(f"{i}_predictor_demos", range(len(demo_candidates[i])))
-                    trial_logs[trial_num][f"{i}_predictor_demos"] = demos
-                    chosen.append(f"Predictor {i}: Few-Shot Set {demos}")
-                    raw[f"{i}_predictor_demos"] = demos
-                picks.append((i, instruction, demos))
-            needed = [self._instructions[(i, k)] for i, k, _ in picks if (i, k) in self._instructions]
-            needed += [self._demo_sets[d] for _, _, d in picks if d is not None]
-
-            def run(_: Any) -> Future[float]:
-                for (i, k, d), predictor in zip(picks, candidate.predictors(), strict=True):
-                    set_signature(predictor, get_signature(predictor).with_instructions(instruction_candidates[i][k]))
-                    if d is not None:
-                        predictor.demos = demo_candidates[i][d]
-                return evaluation(candidate, devset)
-
-            return candidate, chosen, raw, then(when_all(needed), run)
-
-        done = 0
-        while done < num_trials:
-            self._failed_steps_1_and_2()
-            # Trials asked while fewer than `startup` trials are finished are drawn at random whatever the
-            # scores, so they can be asked together. A full evaluation (which adds a trial) ends a batch.
-            finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
-            batch: list[tuple[Any, Any, list[str], dict[str, int], Future[float]]] = []
-            while done + len(batch) < num_trials:
-                independent = finished + len(batch) < startup
-                if batch and not independent:
-                    break
-                trial = study.ask()
-                trial_num = trial.number + 1
-                trial_logs[trial_num] = {}
-                devset = valset if batch_size >= len(valset) else create_minibatch(valset, batch_size, self.rng)
-                batch.append((trial, *candidate_for(trial, trial_num, devset)))
-                if not independent or full_eval_after(trial_num):
-                    break
-            for trial, candidate, chosen, raw, future in batch:
-                trial_num = trial.number + 1
-                wait([future])
-                self._failed_steps_1_and_2()
-                score = self._score(future)
-                total_eval_calls += batch_size
-                if not minibatch and score > best_score:
-                    best_score, best_program = score, candidate.deepcopy()
-                score_data.append({"score": score, "program": candidate, "full_eval": batch_size >= len(valset)})
-                if minibatch:
-                    self._log_minibatch_eval(score, best_score, batch_size, chosen, score_data, trial,
-                                             adjusted_num_trials, trial_logs, trial_num, candidate, total_eval_calls)
-                else:
-                    self._log_normal_eval(score, best_score, chosen, score_data, trial, num_trials, trial_logs,
-                                          trial_num, valset, batch_size, candidate, total_eval_calls)
-                param_score_dict[",".join(map(str, chosen))].append((score, candidate, raw))
-                if full_eval_after(trial_num):
-                    self._settle_steps_1_and_2()  # the full evaluation runs on DSPy's own threads
-                    best_score, best_program, total_eval_calls = self._perform_full_evaluation(
-                        trial_num, adjusted_num_trials, param_score_dict, fully_evaled_param_combos, evaluate,
-                        valset, trial_logs, total_eval_calls, score_data, best_score, best_program, study,
-                        instruction_candidates, demo_candidates,
-                    )
-                study.tell(trial, score)
-                done += 1
-            self.progress(f"trial {done}/{num_trials}: best score {best_score}")
-        self._settle_steps_1_and_2()
-
-        if best_program is not None and self.track_stats:
-            best_program.trial_logs = trial_logs
-            best_program.score = best_score
-            best_program.prompt_model_total_calls = self.prompt_model_total_calls
-            best_program.total_calls = self.total_calls
-            ranked = sorted(score_data, key=lambda x: x["score"], reverse=True)
-            best_program.mb_candidate_programs = [s for s in ranked if not s["full_eval"]]
-            best_program.candidate_programs = [s for s in ranked if s["full_eval"]]
-        return best_program
+    return fill

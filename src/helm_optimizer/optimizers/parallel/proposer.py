@@ -1,141 +1,179 @@
-"""MIPROv2's grounded instruction proposer, each proposal started as soon as what it reads exists."""
+"""MIPROv2's instruction proposals: random draws taken up front, each proposal run once what it reads exists.
+
+A proposal is DSPy's public ``GroundedProposer.propose_instruction_for_predictor``, called on a
+copy of one configured proposer. MIPROv2 shares one generator between all its steps; a proposal
+draws a tip (when tips are random) and then a rollout id from it, predictor by predictor and demo
+set by demo set. :func:`draw_proposals` takes those draws in that order and hands each proposal a
+generator in the state the shared one had when the proposal drew its rollout id, so the proposals
+can run in any order and still make DSPy's requests.
+
+MIPROv2 replaces each predictor's first proposal with the predictor's own instruction, so that
+proposal's draws are taken but it is never run.
+"""
 
 from __future__ import annotations
 
-import contextvars
-import functools
+import copy
 import logging
+import random
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
-import dspy
-from dspy.propose.grounded_proposer import TIPS, GenerateModuleInstruction, GroundedProposer
-from dspy.propose.utils import create_predictor_level_history_string, strip_prefix
+from dspy.propose.grounded_proposer import TIPS, GroundedProposer
 
-from helm_optimizer.optimizers.parallel.workpool import WorkPool, copy_outcome, map_result, resolved, then, when_all
+from helm_optimizer.optimizers.parallel.workpool import WorkPool, copy_outcome, map_result, then, when_all
 
-__all__ = ["MAX_HISTORY", "ParallelProposer"]
+__all__ = ["InstructionProposer", "Proposal", "draw_proposals", "start_proposals"]
 
 logger = logging.getLogger(__name__)
 
-MAX_HISTORY = 5
+_ROLLOUT_IDS = (0, 10**9)  # the range GroundedProposer draws a proposal's rollout id from
 
 
-class ParallelProposer(GroundedProposer):  # type: ignore[misc]
-    """GroundedProposer whose instruction proposals start as soon as what they read exists.
+@dataclass(frozen=True)
+class Proposal:
+    predictor: int
+    demo_set: int
+    tip: str | None  # None: tips are not random and the proposer's own tip setting applies
+    generator_state: Any
 
-    Every random draw is taken in DSPy's order when :meth:`start` is called; each proposal then runs
-    on the pool once the dataset summary and the demo sets it reads (its own set and the following
-    ones, until it has ``num_demos_in_context`` bootstrapped demos) are there. MIPROv2 replaces each
-    predictor's first proposal with its original instruction, so that proposal's draws are taken but
-    its LM calls are not made.
-    """
+    def generator(self) -> random.Random:
+        rng = random.Random()
+        rng.setstate(self.generator_state)
+        return rng
 
-    def start(self, program: Any, demo_candidates: Any, count: int, *, pool: WorkPool,
-              demo_sets: Sequence[Future[Any]], summary: Future[Any] | None
-              ) -> tuple[dict[int, list[str]], dict[tuple[int, int], Future[Any]]]:
-        """``propose_instructions_for_program(..., N=count)`` as placeholders filled in place, and a
-        future per proposal ``(predictor, index)``."""
-        if self.set_history_randomly:
-            self.use_instruct_history = self.rng.random() < 0.5
-        if not demo_candidates:
-            self.use_task_demos = False
-            num_demos = count
+
+def draw_proposals(predictors: int, per_predictor: int, rng: random.Random, *, random_tips: bool) -> list[Proposal]:
+    """Every proposal's draws from MIPROv2's generator ``rng``, in the order DSPy takes them."""
+    proposals = []
+    tip_names = list(TIPS)
+    for predictor in range(predictors):
+        for demo_set in range(per_predictor):
+            tip = TIPS[rng.choice(tip_names)] if random_tips else None
+            state = rng.getstate()
+            rng.randint(*_ROLLOUT_IDS)  # the proposal draws the same number again from `state`
+            proposals.append(Proposal(predictor, demo_set, tip, state))
+    return proposals
+
+
+class InstructionProposer:
+    """One configured ``GroundedProposer``; :meth:`propose` runs a proposal on a copy of it."""
+
+    def __init__(self, *, program: Any, trainset: Sequence[Any], prompt_lm: Any, program_code: str | None,
+                 use_task_demos: bool, tip_aware: bool, demos_in_context: int, init_temperature: float) -> None:
+        # Built without the program source or the dataset summary: the caller provides both, read and
+        # made elsewhere (the summary on the pool, the source before any pool thread runs).
+        self._template = GroundedProposer(
+            prompt_model=prompt_lm, program=program, trainset=list(trainset), use_dataset_summary=False,
+            program_aware=False, use_task_demos=use_task_demos, num_demos_in_context=demos_in_context,
+            use_instruct_history=False, use_tip=tip_aware, set_tip_randomly=tip_aware, set_history_randomly=False,
+            verbose=False, rng=random.Random(0), init_temperature=init_temperature,
+        )
+        if program_code is not None:
+            self._template.program_aware = True
+            self._template.program_code_string = program_code
+
+    @property
+    def demos_in_context(self) -> int:
+        return int(self._template.num_demos_in_context)
+
+    @property
+    def reads_demos(self) -> bool:
+        return bool(self._template.use_task_demos)
+
+    def use_summary(self, summary: str | None) -> None:
+        self._template.use_dataset_summary = summary is not None
+        self._template.data_summary = summary
+
+    def propose(self, proposal: Proposal, program: Any, demo_candidates: Any) -> str:
+        proposer = copy.copy(self._template)
+        proposer.rng = proposal.generator()
+        if proposal.tip is not None:
+            proposer.use_tip = bool(proposal.tip)
+        return str(proposer.propose_instruction_for_predictor(
+            program=program, predictor=program.predictors()[proposal.predictor], pred_i=proposal.predictor,
+            demo_candidates=demo_candidates, demo_set_i=proposal.demo_set, trial_logs={}, tip=proposal.tip,
+        ))
+
+
+def _summary_taken(proposer: InstructionProposer, summary: Future[Any]) -> Future[None]:
+    """Done once the dataset summary is in the proposer; a failed summary means proposing without one."""
+    out: Future[None] = Future()
+
+    def take(done: Future[Any]) -> None:
+        if done.cancelled():
+            out.cancel()
+            return
+        if done.exception() is not None:
+            logger.warning("The dataset summary failed (%s); proposing instructions without it.", done.exception())
+            proposer.use_summary(None)
         else:
-            num_demos = max(len(demo_candidates[0]), 1)
-        ready = self._after_summary(summary) if summary is not None else resolved(None)
-        proposed: dict[int, list[str]] = {}
-        futures: dict[tuple[int, int], Future[Any]] = {}
-        context = contextvars.copy_context()
-        for pred_i, predictor in enumerate(program.predictors()):
-            for demo_set_i in range(num_demos)[: min(count, num_demos)]:
-                tip = None
-                if self.set_tip_randomly:
-                    tip = TIPS[self.rng.choice(list(TIPS.keys()))]
-                    self.use_tip = bool(tip)
-                rollout_id = self.rng.randint(0, 10**9)
-                slot = proposed.setdefault(pred_i, [])
-                slot.append("")
-                if demo_set_i == 0:
-                    continue  # replaced by the original instruction
-                settings = {"use_tip": self.use_tip, "use_task_demos": self.use_task_demos,
-                            "use_instruct_history": self.use_instruct_history}
-                job = functools.partial(self._propose_one, program, predictor, pred_i, demo_candidates, demo_set_i,
-                                        {}, tip, rollout_id, settings)
-                deps = [ready]
-                if settings["use_task_demos"] and demo_candidates:
-                    deps.append(self._demos_read(demo_candidates, demo_sets, pred_i, demo_set_i))
+            proposer.use_summary(str(done.result()))
+        out.set_result(None)
 
-                def submit(_: Any, job: Callable[[], str] = job) -> Future[str]:
-                    return pool.submit(job, context=context, priority=WorkPool.CHAIN)
+    summary.add_done_callback(take)
+    return out
 
-                def fill(text: str, slot: list[str] = slot, index: int = len(slot) - 1) -> None:
-                    slot[index] = text
 
-                futures[(pred_i, demo_set_i)] = map_result(then(when_all(deps), submit), fill)
-        return proposed, futures
+def _sets_read(filled: Sequence[Future[Any]], demos: Sequence[Sequence[Any]], first: int, wanted: int) -> Future[None]:
+    """Done once the demo sets a proposal for set ``first`` reads are filled in ``demos``.
 
-    def _after_summary(self, summary: Future[Any]) -> Future[None]:
-        """Done when the dataset summary is; as ``GroundedProposer.__init__``, a failed one means none."""
-        out: Future[None] = Future()
+    The proposal collects bootstrapped demos from its own set, then the sets after it, then the sets
+    before it, and stops once it has ``wanted``; ``filled[i]`` is done once ``demos[i]`` is.
+    """
+    order = [*range(first, len(filled)), *range(first)]
+    out: Future[None] = Future()
 
-        def take(done: Future[Any]) -> None:
-            if done.cancelled():
-                out.cancel()
+    def visit(position: int, seen: int) -> None:
+        while position < len(order) and seen < wanted:
+            pending = filled[order[position]]
+            if not pending.done():
+                pending.add_done_callback(lambda _done, p=position, s=seen: visit(p, s))
                 return
-            if done.exception() is not None:
-                logger.warning("Error getting data summary: %s; proposing without it.", done.exception())
-                self.use_dataset_summary = False
-            else:
-                self.data_summary = done.result()
-                self.use_dataset_summary = True
+            if pending.cancelled() or pending.exception() is not None:
+                copy_outcome(pending, out)
+                return
+            seen += sum(1 for demo in demos[order[position]] if "augmented" in demo)
+            position += 1
+        if not out.done():
             out.set_result(None)
 
-        summary.add_done_callback(take)
-        return out
+    visit(0, 0)
+    return out
 
-    def _demos_read(self, demo_candidates: Any, demo_sets: Sequence[Future[Any]], pred_i: int,
-                    demo_set_i: int) -> Future[None]:
-        """Done once every demo set ``GenerateModuleInstruction`` will read for this proposal is filled."""
-        count = len(demo_candidates[pred_i])
-        order = [demo_set_i, *range(demo_set_i + 1, count), *range(demo_set_i)]
-        out: Future[None] = Future()
 
-        def step(k: int, found: int) -> None:
-            if k == len(order) or found >= self.num_demos_in_context:
-                out.set_result(None)
-                return
+def start_proposals(pool: WorkPool, proposer: InstructionProposer, proposals: Sequence[Proposal], program: Any, *,
+                    demo_candidates: dict[int, list[Any]], filled_sets: Sequence[Future[Any]],
+                    summary: Future[Any] | None, context: Any,
+                    progress: Callable[[str], None] = lambda _m: None) -> tuple[dict[int, list[str]],
+                                                                                dict[tuple[int, int], Future[str]]]:
+    """Each predictor's instruction candidates (slot 0: its own instruction, the others filled in as their
+    proposals end) and a future per proposal that runs, keyed ``(predictor, demo set)``."""
+    ready = _summary_taken(proposer, summary) if summary is not None else None
+    candidates: dict[int, list[str]] = {}
+    futures: dict[tuple[int, int], Future[str]] = {}
+    for proposal in proposals:
+        slots = candidates.setdefault(proposal.predictor, [])
+        if proposal.demo_set == 0:
+            slots.append(program.predictors()[proposal.predictor].signature.instructions)
+            continue
+        slots.append("")
+        deps = [] if ready is None else [ready]
+        if proposer.reads_demos:
+            deps.append(_sets_read(filled_sets, demo_candidates[proposal.predictor], proposal.demo_set,
+                                   proposer.demos_in_context))
 
-            def next_set(done: Future[Any]) -> None:
-                if done.cancelled() or done.exception() is not None:
-                    copy_outcome(done, out)
-                    return
-                demos = demo_candidates[pred_i][order[k]]
-                step(k + 1, found + sum(1 for demo in demos if "augmented" in demo.keys()))  # noqa: SIM118 (as DSPy)
+        def run(_: Any, proposal: Proposal = proposal) -> Future[str]:
+            return pool.submit(proposer.propose, proposal, program, demo_candidates, context=context,
+                               priority=WorkPool.CHAIN)
 
-            demo_sets[order[k]].add_done_callback(next_set)
+        def keep(text: str, slots: list[str] = slots, index: int = len(slots) - 1,
+                 predictor: int = proposal.predictor) -> str:
+            slots[index] = text
+            progress(f"proposed instruction {index} for predictor {predictor}")
+            return text
 
-        step(0, 0)
-        return out
-
-    def _propose_one(self, program: Any, predictor: Any, pred_i: int, demo_candidates: Any, demo_set_i: int,
-                     trial_logs: Any, tip: Any, rollout_id: int, settings: dict[str, Any]) -> str:
-        history = create_predictor_level_history_string(program, pred_i, trial_logs, MAX_HISTORY)
-        generator = GenerateModuleInstruction(
-            program_code_string=self.program_code_string,
-            use_dataset_summary=self.use_dataset_summary,
-            program_aware=self.program_aware,
-            use_task_demos=settings["use_task_demos"] and demo_candidates,
-            use_instruct_history=settings["use_instruct_history"] and history,
-            use_tip=settings["use_tip"],
-            verbose=False,
-        )
-        rollout_lm = self.prompt_model.copy(rollout_id=rollout_id, temperature=self.init_temperature)
-        with dspy.context(lm=rollout_lm):
-            proposed = generator(
-                demo_candidates=demo_candidates, pred_i=pred_i, demo_set_i=demo_set_i, program=program,
-                data_summary=self.data_summary, previous_instructions=history,
-                num_demos_in_context=self.num_demos_in_context, tip=tip,
-            ).proposed_instruction
-        return str(strip_prefix(proposed))
+        futures[(proposal.predictor, proposal.demo_set)] = map_result(then(when_all(deps), run), keep)
+    return candidates, futures

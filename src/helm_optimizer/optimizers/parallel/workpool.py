@@ -1,4 +1,4 @@
-"""A pool of ``num_threads`` workers for DSPy work, and small combinators over its futures.
+"""A pool of workers for DSPy work, and small combinators over its futures.
 
 Tasks run by priority (sequential chains first, single evaluation calls after) in a copy of the
 context they were submitted from, so ``dspy.context(lm=...)`` applies; an evaluation is split into
@@ -28,7 +28,11 @@ T = TypeVar("T")
 
 
 class WorkPool:
-    """``num_threads`` workers running DSPy work, each task in a copy of the context it was submitted from.
+    """``num_threads + spare`` workers running DSPy work, each task in a copy of the context it was submitted from.
+
+    ``spare`` workers are for callers whose LM calls are bounded elsewhere (the usage meter's slots):
+    while some workers format, parse and score outside their LM call, the spare ones keep every
+    call slot busy.
 
     Tasks run by ``priority`` (:attr:`CHAIN` before :attr:`ITEM`), then in submission order: the
     sequential chains that everything else waits for (bootstraps, summaries, proposals) get a worker
@@ -40,8 +44,8 @@ class WorkPool:
     CHAIN = 0
     ITEM = 1
 
-    def __init__(self, num_threads: int) -> None:
-        self.num_threads = max(1, num_threads)
+    def __init__(self, num_threads: int, *, spare: int = 0) -> None:
+        self.num_threads = max(1, num_threads) + max(0, spare)
         self._queue: queue.PriorityQueue[tuple[int, int, Any]] = queue.PriorityQueue()
         self._order = itertools.count()
         self._threads: list[threading.Thread] = []
@@ -149,11 +153,12 @@ class _Evaluation:
         self.program = program
         self.devset = devset
         self.metric = metric
-        self.limit = max_errors if max_errors is not None else dspy.settings.max_errors
         self.context = context if context is not None else contextvars.copy_context()
+        self.limit = max_errors if max_errors is not None else self.context.run(lambda: dspy.settings.max_errors)
         self.scores: list[float] = [failure_score] * len(devset)
         self.errors = 0
         self.remaining = len(devset)
+        self.first_error: BaseException | None = None
         self.lock = threading.Lock()
         self.result: Future[float] = Future()
 
@@ -175,14 +180,18 @@ class _Evaluation:
         with self.lock:
             if failed:
                 self.errors += 1
+                if self.first_error is None and not item.cancelled():
+                    self.first_error = item.exception()
             else:
                 self.scores[index] = item.result()
             self.remaining -= 1
             last = self.remaining == 0
         if last:
             if self.errors >= self.limit:
-                self.result.set_exception(RuntimeError(
-                    f"Evaluation cancelled: {self.errors} examples raised errors (max_errors={self.limit})."))
+                error = RuntimeError(f"Evaluation cancelled: {self.errors} examples raised errors "
+                                     f"(max_errors={self.limit}); the first: {self.first_error!r}")
+                error.__cause__ = self.first_error
+                self.result.set_exception(error)
             else:
                 self.result.set_result(round(100 * sum(self.scores) / len(self.devset), 2))
 

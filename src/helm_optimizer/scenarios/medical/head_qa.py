@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import logging
-from collections.abc import Iterable, Mapping
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from helm_optimizer._env import prepare_offline_environment
+from helm_optimizer._io import write_text_atomic
 from helm_optimizer.errors import ConfigError, DataError
 from helm_optimizer.scenarios.medical._files import find_data_file, read_utf8_text, resolve_data_dir
 from helm_optimizer.scenarios.medical._helm import helm_definition_path
@@ -17,16 +21,7 @@ from helm_optimizer.scenarios.medical._optimization import OptimizationData
 prepare_offline_environment()
 
 from helm.benchmark.scenarios.headqa_scenario import HeadQAScenario  # noqa: E402
-from helm.benchmark.scenarios.scenario import (  # noqa: E402
-    CORRECT_TAG,
-    TEST_SPLIT,
-    TRAIN_SPLIT,
-    VALID_SPLIT,
-    Input,
-    Instance,
-    Output,
-    Reference,
-)
+from helm.benchmark.scenarios.scenario import TRAIN_SPLIT, VALID_SPLIT, Instance  # noqa: E402
 
 __all__ = [
     "LocalHeadQAScenario",
@@ -34,6 +29,7 @@ __all__ = [
     "head_qa_instances",
     "head_qa_optimization_data",
     "head_qa_rows",
+    "local_hf_dataset",
 ]
 
 logger = logging.getLogger(__name__)
@@ -103,42 +99,43 @@ def _exam_rows(exam: Mapping[str, Any]) -> Iterable[dict[str, Any]]:
         }
 
 
-def head_qa_instances(
-    rows: Iterable[Mapping[str, Any]],
-    split: str,
-    *,
-    category: str | None = None,
-    skip_vqa: bool = HeadQAScenario.SKIP_VQA,
-    skip_textqa: bool = HeadQAScenario.SKIP_TEXTQA,
-) -> list[Instance]:
-    """HELM instances from HF-style rows, with the filters and layout of ``HeadQAScenario.get_instances``."""
-    instances: list[Instance] = []
-    for example in rows:
-        if skip_vqa and example["image"] is not None:
-            continue
-        if skip_textqa and example["image"] is None:
-            continue
-        if category is not None and example["category"] != category:
-            continue
-        instances.append(
-            Instance(
-                input=Input(text=example["qtext"]),
-                references=[
-                    Reference(
-                        Output(text=option["atext"]),
-                        tags=[CORRECT_TAG] if option["aid"] == example["ra"] else [],
-                    )
-                    for option in example["answers"]
-                ],
-                split=split,
-                extra_data={
-                    "id": example["qid"],
-                    "name": example["name"],
-                    "category": example["category"],
-                    "year": example["year"],
-                },
-            )
-        )
+def _json_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A row as JSON can carry it: an image (a picture when it comes from HF) only needs to be there or not."""
+    image = row["image"]
+    return {**row, "image": None if image is None else (image if isinstance(image, str) else "image")}
+
+
+def local_hf_dataset(rows: Iterable[Mapping[str, Any]], language: str, parent: Path) -> Path:
+    """``rows`` as a local Hugging Face dataset under ``parent``: config ``language``, split ``test``.
+
+    ``datasets.load_dataset(folder, language)``, which is what ``HeadQAScenario.get_instances``
+    calls with its ``HUGGING_FACE_DATASET_PATH``, reads them back as the HF rows they are. The
+    folder is named by the rows' digest: Hugging Face caches a local dataset under its folder's
+    name, so other rows must never sit in a folder of the same name.
+    """
+    lines = "".join(json.dumps(_json_row(row), ensure_ascii=False) + "\n" for row in rows)
+    digest = hashlib.sha256(f"{language}\n{lines}".encode()).hexdigest()[:20]
+    folder = parent / f"head_qa_{language}_{digest}"
+    if not (folder / "README.md").is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(folder / f"{language}.jsonl", lines)
+        card = (f"---\nconfigs:\n- config_name: {language}\n  data_files:\n"
+                f"  - split: test\n    path: {language}.jsonl\n---\n")
+        write_text_atomic(folder / "README.md", card)  # last: marks the folder complete
+    return folder
+
+
+def head_qa_instances(rows: Sequence[Mapping[str, Any]], work_dir: Path, *, language: str = "en",
+                      category: str | None = None) -> list[Instance]:
+    """HELM's own ``HeadQAScenario.get_instances`` over ``rows`` (HF-style) instead of the HF download.
+
+    HELM filters (``SKIP_VQA``, ``category``) and lays out the instances; they carry HELM's test split.
+    """
+    if not rows:
+        return []
+    scenario = HeadQAScenario(language=language, category=category)
+    scenario.HUGGING_FACE_DATASET_PATH = str(local_hf_dataset(rows, language, work_dir / "local_rows"))
+    instances: list[Instance] = scenario.get_instances(str(work_dir))
     return instances
 
 
@@ -146,8 +143,8 @@ class LocalHeadQAScenario(HeadQAScenario):  # type: ignore[misc]
     """HELM's ``HeadQAScenario``, reading ``HEAD_EN/test_HEAD_EN.json`` from ``data_dir`` when one is given.
 
     The raw JSON is mapped to the rows HF ``dvilares/head_qa`` gives (see :func:`head_qa_rows`) and
-    then filtered and laid out exactly as HELM does (``SKIP_VQA`` drops the 67 questions with an
-    image, leaving 2,675 English test instances).
+    handed to HELM's own ``get_instances`` as a local Hugging Face dataset (``SKIP_VQA`` drops the
+    67 questions with an image, leaving 2,675 English test instances).
     """
 
     def __init__(
@@ -159,17 +156,12 @@ class LocalHeadQAScenario(HeadQAScenario):  # type: ignore[misc]
 
     def get_instances(self, output_path: str) -> list[Instance]:
         directory = resolve_data_dir(self.data_dir)
-        if directory is None:
-            instances: list[Instance] = super().get_instances(output_path)
-            return instances
-        path = find_data_file(directory, BENCHMARK, head_qa_file(self.language, "test"))
-        return head_qa_instances(
-            head_qa_rows(path),
-            TEST_SPLIT,
-            category=self.category,
-            skip_vqa=self.SKIP_VQA,
-            skip_textqa=self.SKIP_TEXTQA,
-        )
+        if directory is not None:
+            path = find_data_file(directory, BENCHMARK, head_qa_file(self.language, "test"))
+            folder = local_hf_dataset(head_qa_rows(path), self.language, Path(output_path) / "local_rows")
+            self.HUGGING_FACE_DATASET_PATH = str(folder)
+        instances: list[Instance] = super().get_instances(output_path)
+        return instances
 
 
 def head_qa_optimization_data(
@@ -190,7 +182,9 @@ def head_qa_optimization_data(
             path = find_data_file(directory, BENCHMARK, head_qa_file(language, hf_split))
             rows = head_qa_rows(path)
             origin = path.name
-        instances = head_qa_instances(rows, helm_split, category=category)
+        with tempfile.TemporaryDirectory(prefix="hopt-head-qa-") as work:
+            built = head_qa_instances(rows, Path(work), language=language, category=category)
+        instances = [dataclasses.replace(instance, split=helm_split) for instance in built]
         splits[helm_split] = instances
         text_only = sum(1 for row in rows if row["image"] is None)
         sources.append(

@@ -1,1 +1,0 @@
-"""Sample HELM plugin package used in helm-optimizer's documentation and tests."""
