@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import os
@@ -10,6 +11,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -18,6 +20,7 @@ from helm_optimizer._env import prepare_offline_environment
 from helm_optimizer._io import make_encodable
 from helm_optimizer.config import LMConfig
 from helm_optimizer.errors import BudgetExceededError, ModelError
+from helm_optimizer.replies import answer_checked, answer_checked_async, in_flight, is_unusable_reply, record_reply
 
 if TYPE_CHECKING:
     import dspy
@@ -181,6 +184,10 @@ class UsageMeter:
         self.last_error: str | None = None
         self.exceeded: str | None = None
         self._prices: dict[str, Prices] = {}
+        self.answers = 0  # replies with usable content, cache hits included
+        self.stopped: str | None = None  # why the run's endpoint is taken to have stopped answering
+        self.reserved = 0  # calls in flight holding a share of max_calls
+        self._budget = threading.Condition(self._lock)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> UsageMeter:
         # DSPy deep-copies the usage tracker into every worker thread (and silently drops a task whose
@@ -208,6 +215,36 @@ class UsageMeter:
             if self.max_cost is not None and self.cost >= self.max_cost and self.exceeded is None:
                 self.exceeded = f"--max-cost {self.max_cost} reached (${self.cost:.4f})"
 
+    # Budget reservations: a call takes its share of max_calls before it is sent ---------------
+    @contextlib.contextmanager
+    def reserve(self) -> Iterator[None]:
+        """Hold one call of the ``max_calls`` budget while a call is in flight.
+
+        A call that would go over the budget is refused before it is sent; while calls in flight
+        hold the rest of the budget, the next call waits for them (one answered from the cache
+        gives its share back). So the provider never sees more than ``max_calls`` calls.
+        """
+        with self._budget:
+            while True:
+                self.check()
+                if self.max_calls is None or self.calls + self.reserved < self.max_calls:
+                    self.reserved += 1
+                    break
+                if self.reserved == 0:
+                    self.exceeded = f"--max-calls {self.max_calls} reached ({self.calls} LM calls)"
+                    self.check()
+                self._budget.wait(timeout=1.0)
+        try:
+            yield
+        finally:
+            with self._budget:
+                self.reserved -= 1
+                self._budget.notify_all()
+
+    def add_answer(self) -> None:
+        with self._lock:
+            self.answers += 1
+
     def add_retry(self) -> None:
         with self._lock:
             self.retries += 1
@@ -223,6 +260,8 @@ class UsageMeter:
         return {"all": {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}}
 
     def check(self) -> None:
+        if self.stopped is not None:
+            raise ModelError(self.stopped)
         if self.exceeded is not None:
             raise BudgetExceededError(f"Budget exhausted: {self.exceeded}.")
 
@@ -239,7 +278,13 @@ class UsageMeter:
 
 
 def _is_retryable(exc: BaseException) -> bool:
-    """DSPy's own classification of transient LM errors (rate limit, timeout, server, transport)."""
+    """DSPy's own classification of transient LM errors (rate limit, timeout, server, transport).
+
+    A reply without usable content (HTTP 200 with an HTML page, no choices, no message content)
+    is transient too: a gateway's hiccup, not the model's answer.
+    """
+    if is_unusable_reply(exc):
+        return True
     try:
         from dspy.utils.exceptions import is_retryable_lm_error
     except ImportError:  # pragma: no cover - older DSPy
@@ -290,15 +335,21 @@ def _tracked_lm_class() -> type[dspy.LM]:
 
         def __call__(self, *args: Any, **kwargs: Any) -> Any:
             meter = self.meter
-            call = super().__call__
+            call = answer_checked(self, super().__call__)
             if meter is not None:
                 meter.check()
             with memoized_metadata():
                 if meter is None or meter.slots is None:
-                    return self._retrying(call, args, kwargs)
+                    with in_flight(self):
+                        return self._retrying(call, args, kwargs)
                 with meter.slots:
                     meter.check()
-                    return self._retrying(call, args, kwargs)
+                    with in_flight(self):
+                        return self._retrying(call, args, kwargs)
+
+        def update_history(self, entry: dict[str, Any]) -> None:
+            record_reply(entry)  # the reply of the attempt in progress, for answer_checked
+            super().update_history(entry)
 
         def _retrying(self, call: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             attempt = 0
@@ -312,9 +363,9 @@ def _tracked_lm_class() -> type[dspy.LM]:
         async def acall(self, *args: Any, **kwargs: Any) -> Any:
             if self.meter is not None:
                 self.meter.check()
-            call = super().acall
+            call = answer_checked_async(self, super().acall)
             attempt = 0
-            with memoized_metadata():
+            with memoized_metadata(), in_flight(self):
                 while True:
                     try:
                         return _valid_text(await call(*args, **kwargs))
