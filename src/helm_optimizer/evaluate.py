@@ -40,6 +40,7 @@ from helm_optimizer.naming import (
     parse_run_entry,
     record_path,
 )
+from helm_optimizer.replies import check_answering, heartbeat, reset_all
 
 __all__ = ["EvaluationRequest", "check_methods", "count_retries", "evaluate_methods"]
 
@@ -160,7 +161,7 @@ class _RetryCounter(logging.Handler):
             self.count += 1
 
 
-_RETRY_LOGGERS = ("helm_optimizer.lm", "openai._base_client")
+_RETRY_LOGGERS = ("helm_optimizer.lm", "helm_optimizer.plugin.clients", "openai._base_client")
 _retry_lock = threading.Lock()
 
 
@@ -262,6 +263,7 @@ def evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, An
     from helm_optimizer.plugin.agent_client import EVALUATION_USAGE
 
     emit = progress or (lambda _e: None)
+    reset_all()  # every endpoint is presumed to answer until a call shows otherwise
     check_methods(req.methods)
     check_writable(req.output_dir)  # fail before any LM call
     # The run's own prod_env first (as helm-run reads it), so that this run's deployments below win.
@@ -311,9 +313,10 @@ def evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, An
             emit({"stage": "evaluating", "method": method, "fold": fold, "run": run_name})
             before = dict(EVALUATION_USAGE.get(f"{req.lm.model}:{method}", {}))
             started = time.perf_counter()
-            with count_retries() as retries:
+            with count_retries() as retries, heartbeat(emit):
                 result = run_benchmark(run_specs=[spec], suite=req.suite, output_path=req.helm_output,
                                        local_path=req.local_path, num_threads=req.num_threads, exit_on_error=True)
+            check_answering()  # a server that stopped answering fails the evaluation with one message
             wall = time.perf_counter() - started
             run = result.runs[0]
             stat = run.stat(task.main_metric, task.main_split)

@@ -32,6 +32,7 @@ __all__ = [
     "UnusableReplyError",
     "answer_checked",
     "answer_checked_async",
+    "check_answering",
     "completion_problem",
     "forget_cached",
     "heartbeat",
@@ -201,6 +202,14 @@ def waiting_calls() -> tuple[int, float]:
         count += n
         oldest = max(oldest, age)
     return count, oldest
+
+
+def check_answering() -> None:
+    """Raise the :class:`ModelError` of the first endpoint of this process that stopped answering."""
+    with _registry_lock:
+        trackers = list(_REGISTRY.values())
+    for tracker in trackers:
+        tracker.check()
 
 
 def reset_all() -> None:

@@ -45,6 +45,8 @@ class LiveProgress:
     def __call__(self, event: dict[str, Any]) -> None:
         with self._lock:
             self.state.update({k: v for k, v in event.items() if v is not None})
+            if not self.state.get("waiting"):
+                self.state.pop("waiting", None)
             message = str(event.get("message") or "")
             match = _FRACTION.search(message)
             if match:
@@ -59,7 +61,7 @@ class LiveProgress:
     def _plain(self) -> str:
         s = self.state
         parts = [f"[{self.title}] {s.get('stage', '')}"]
-        for key in ("method", "run", "message"):
+        for key in ("method", "run", "message", "waiting"):
             if s.get(key):
                 parts.append(str(s[key]))
         if "lm_calls" in s:
@@ -89,7 +91,7 @@ class LiveProgress:
             done, total, _ = fraction
             eta = elapsed / done * (total - done)
             table.add_row("progress", f"{done}/{total}  ETA {eta:5.0f} s")
-        for key in ("method", "run", "message"):
+        for key in ("method", "run", "message", "waiting"):
             if s.get(key):
                 table.add_row(key, Text(str(s[key])[:120]))
         return table
@@ -123,10 +125,11 @@ class SweepProgress:
                 row = self.rows.setdefault(info.get("cell", "?"), {})
                 row["status"] = "running"
                 row["started"] = row.get("started") or time.perf_counter()
-                for key in ("stage", "message", "method", "lm_calls"):
+                for key in ("stage", "message", "method", "lm_calls", "waiting"):
                     if info.get(key) is not None:
                         row[key] = info[key]
-                line = f"{info.get('cell')}: {info.get('stage', '')} {info.get('message', '')}".strip()
+                waiting = f" ({info['waiting']})" if info.get("waiting") else ""
+                line = f"{info.get('cell')}: {info.get('stage', '')} {info.get('message', '')}".strip() + waiting
             else:
                 info = event["done"]
                 row = self.rows.setdefault(info.get("cell", "?"), {})
@@ -151,7 +154,7 @@ class SweepProgress:
             wall = row.get("wall_time_s")
             if wall is None and row.get("started"):
                 wall = time.perf_counter() - row["started"]
-            detail = row.get("error") or row.get("message") or row.get("stage") or ""
+            detail = row.get("error") or row.get("waiting") or row.get("message") or row.get("stage") or ""
             table.add_row(label, status, str(row.get("lm_calls", "")), "" if wall is None else f"{wall:.0f} s",
                           Text(str(detail)[:80]))
         return table

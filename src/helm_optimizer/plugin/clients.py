@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+from types import SimpleNamespace
 from typing import Any
 
+import tenacity
 from helm.clients.client import Client
 from helm.clients.openai_client import OpenAIClient
 from helm.common.cache import CacheConfig
@@ -13,7 +16,14 @@ from helm.common.request import ErrorFlags, GeneratedOutput, Request, RequestRes
 from helm.common.tokenization_request import TokenizationRequest
 from helm.tokenizers.tokenizer import Tokenizer
 
+from helm_optimizer.config import redact_url
+from helm_optimizer.errors import ModelError
+from helm_optimizer.lm import RETRY_LOG_MARKER
+from helm_optimizer.replies import Liveness, UnusableReplyError, completion_problem, liveness_for
+
 __all__ = ["EmbeddedOpenAIClient", "OpenAICompatibleClient", "PromptOnlyClient"]
+
+logger = logging.getLogger(__name__)
 
 
 class OpenAICompatibleClient(OpenAIClient):  # type: ignore[misc]
@@ -37,6 +47,9 @@ class OpenAICompatibleClient(OpenAIClient):  # type: ignore[misc]
         api_key = os.environ.get(api_key_env, "") if api_key_env else ""
         super().__init__(cache_config=cache_config, api_key=api_key or "not-needed", base_url=base_url,
                          openai_model_name=openai_model_name, timeout=timeout, max_retries=max_retries, **kwargs)
+        # Every reply is checked before HELM caches it; see _CheckedOpenAI.
+        self.client = _CheckedOpenAI(self.client, liveness_for(base_url, openai_model_name or "", timeout=timeout))
+        self.reply_retries = max_retries
         self.max_completions_per_request = max_completions_per_request
         self.tokenizer = tokenizer
         self.tokenizer_name = tokenizer_name
@@ -73,10 +86,14 @@ class OpenAICompatibleClient(OpenAIClient):  # type: ignore[misc]
         that is not valid UTF-8 or JSON is one failed instance, not a failed run.
         """
         try:
-            result: RequestResult = super().make_request(request)
+            result: RequestResult = self._answered(request)
+        except (UnusableReplyError, ModelError) as exc:  # after the retries / the endpoint stopped answering
+            return RequestResult(success=False, cached=False, completions=[], embedding=[], error=str(exc),
+                                 error_flags=ErrorFlags(is_retriable=False, is_fatal=False))
         except (UnicodeDecodeError, ValueError) as exc:
+            where = redact_url(str(self.client.base_url))
             return RequestResult(success=False, cached=False, completions=[], embedding=[],
-                                 error=f"Unreadable reply from {self.client.base_url}: {type(exc).__name__}: {exc}",
+                                 error=f"Unreadable reply from {where}: {type(exc).__name__}: {exc}",
                                  error_flags=ErrorFlags(is_retriable=False, is_fatal=False))
         if not result.success and result.error_flags is None:
             result = dataclasses.replace(result, error_flags=ErrorFlags(is_retriable=False, is_fatal=False))
@@ -84,11 +101,71 @@ class OpenAICompatibleClient(OpenAIClient):  # type: ignore[misc]
             result = dataclasses.replace(result, completions=[self._with_tokens(c) for c in result.completions])
         return result
 
+    def _answered(self, request: Request) -> RequestResult:
+        """HELM's request, tried again while the server answers HTTP 200 without a usable completion."""
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.reply_retries + 1),
+            wait=tenacity.wait_exponential(multiplier=0.5, max=8),
+            retry=tenacity.retry_if_exception_type(UnusableReplyError), reraise=True, before_sleep=_note_retry,
+        )
+        result: RequestResult = retrying(super().make_request, request)
+        return result
+
     def _with_tokens(self, completion: GeneratedOutput) -> GeneratedOutput:
         if completion.tokens or not completion.text or self.tokenizer is None or not self.tokenizer_name:
             return completion
         pieces = self.tokenizer.tokenize(TokenizationRequest(text=completion.text, tokenizer=self.tokenizer_name))
         return dataclasses.replace(completion, tokens=[Token(text=str(p), logprob=0.0) for p in pieces.raw_tokens])
+
+
+def _note_retry(state: tenacity.RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome is not None else None
+    logger.info("LM request failed (%s); retry %d", exc, state.attempt_number, extra={RETRY_LOG_MARKER: True})
+
+
+class _CheckedCompletions:
+    """``client.chat.completions`` / ``client.completions`` whose replies must carry a completion.
+
+    HELM caches what ``create`` returns; an HTML page or ``choices: []`` raises
+    :class:`UnusableReplyError` here instead, so it is retried and never cached. Each call also
+    tells the endpoint's :class:`~helm_optimizer.replies.Liveness` whether the server answered.
+    """
+
+    def __init__(self, inner: Any, liveness: Liveness) -> None:
+        self._inner = inner
+        self._liveness = liveness
+
+    def create(self, **kwargs: Any) -> Any:
+        ticket = self._liveness.begin()
+        try:
+            reply = self._inner.create(**kwargs)
+        except BaseException as exc:
+            self._liveness.end(ticket, exc)
+            raise
+        self._liveness.end(ticket)
+        if isinstance(reply, str | bytes):
+            text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+            problem: str | None = f"the reply is not JSON (it starts {text[:80]!r})"
+        else:
+            problem = completion_problem(reply.model_dump(mode="json") if hasattr(reply, "model_dump") else reply)
+        if problem:
+            raise UnusableReplyError(f"HTTP 200 without a usable answer from {self._liveness.endpoint}: {problem}")
+        return reply
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class _CheckedOpenAI:
+    """An ``openai.OpenAI`` client whose completion replies are checked (everything else passes through)."""
+
+    def __init__(self, client: Any, liveness: Liveness) -> None:
+        self._client = client
+        self.chat = SimpleNamespace(completions=_CheckedCompletions(client.chat.completions, liveness))
+        self.completions = _CheckedCompletions(client.completions, liveness)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
 
 
 class EmbeddedOpenAIClient(OpenAICompatibleClient):
