@@ -20,6 +20,7 @@ __all__ = [
     "check_writable",
     "damaged_sqlite_files",
     "directory_lock",
+    "file_lock",
     "fingerprint",
     "make_encodable",
     "move_aside",
@@ -233,23 +234,36 @@ def directory_lock(directory: Path, *, wait: float = 0.0, what: str = "run") -> 
     The lock is an OS-level file lock, released when the process dies, so a killed run never
     leaves a stale lock behind.
     """
+    directory = Path(directory)
+    with file_lock(directory / ".helm-optimizer.lock", wait=wait, what=what, target=directory,
+                   advice="wait for it to finish, or use another --output-dir."):
+        yield
+
+
+@contextlib.contextmanager
+def file_lock(lock_path: Path, *, what: str, target: Path, wait: float = 0.0, advice: str = "") -> Iterator[None]:
+    """Hold the OS-level lock ``lock_path`` (created with its directory) while the block runs.
+
+    ``target`` is what the lock protects, named in the :class:`LockedError` a second process gets
+    (after waiting up to ``wait`` seconds). A killed holder never leaves a stale lock behind.
+    """
     from filelock import FileLock, Timeout
 
-    directory = Path(directory)
+    lock_path = Path(lock_path)
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise os_error(directory, exc) from exc
-    lock = FileLock(str(directory / ".helm-optimizer.lock"))
+        raise os_error(lock_path.parent, exc) from exc
+    lock = FileLock(str(lock_path))
     try:
         lock.acquire(timeout=wait if wait > 0 else 0.01)
     except Timeout:  # (a subclass of OSError)
         raise LockedError(
-            f"Another {what} is using {directory} (lock file {directory / '.helm-optimizer.lock'}); "
-            "wait for it to finish, or use another --output-dir."
+            f"Another {what} is using {target} (lock file {lock_path}); "
+            + (advice or "wait for it to finish (a rerun then reuses its results), or use another --output-dir.")
         ) from None
     except OSError as exc:  # a read-only directory: the lock file cannot be created
-        raise os_error(directory / ".helm-optimizer.lock", exc) from exc
+        raise os_error(lock_path, exc) from exc
     try:
         yield
     finally:

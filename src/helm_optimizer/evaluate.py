@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from helm_optimizer._io import check_writable, fingerprint, read_json, write_json_atomic
+from helm_optimizer._io import check_writable, file_lock, fingerprint, read_json, write_json_atomic
 from helm_optimizer.config import LMConfig
 from helm_optimizer.errors import ConfigError, HelmOptimizerError, HelmRunError, UnknownNameError
 from helm_optimizer.naming import (
@@ -35,10 +35,12 @@ from helm_optimizer.naming import (
     ZERO_SHOT_METHODS,
     agent_deployment_name,
     agent_path,
+    cell_lock_path,
     deployment_name,
     helm_run_name,
     parse_run_entry,
     record_path,
+    scenario_key,
 )
 from helm_optimizer.replies import check_answering, heartbeat, reset_all
 
@@ -253,7 +255,20 @@ def _scenario_state_counts(run_dir: Path) -> dict[str, Any]:
 
 def evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, Any]], None] | None = None,
                      force: bool = False) -> list[dict[str, Any]]:
-    """Run every method of ``req`` in HELM (skipping runs whose record is current); return the records."""
+    """Run every method of ``req`` in HELM (skipping runs whose record is current); return the records.
+
+    One evaluation per scenario and model at a time: a second one (or a sweep's cell) fails at once
+    instead of paying for the same calls; run again afterwards and it finds the records current.
+    """
+    key = scenario_key(req.scenario)
+    cell = record_path(req.output_dir, key, req.lm.model, METHOD_BASELINE).parent
+    with file_lock(cell_lock_path(req.output_dir, "evaluate", key, req.lm.model, "methods"), what="evaluate",
+                   target=cell):
+        return _evaluate_methods(req, progress=progress, force=force)
+
+
+def _evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, Any]], None] | None,
+                      force: bool) -> list[dict[str, Any]]:
     from helm_optimizer.helm.deployments import agent_deployments, agent_file_deployment, register
     from helm_optimizer.helm.loading import prepare_helm
     from helm_optimizer.helm.runner import run_benchmark

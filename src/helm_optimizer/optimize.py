@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from helm_optimizer import __version__
-from helm_optimizer._io import check_writable, fingerprint, os_error
+from helm_optimizer._io import check_writable, file_lock, fingerprint, os_error
 from helm_optimizer.config import OptimizeConfig
 from helm_optimizer.errors import AgentExistsError, BudgetExceededError, HelmOptimizerError, ModelError, caused_by
 from helm_optimizer.lm_cache import configure_response_cache
+from helm_optimizer.naming import agent_path, cell_lock_path
 from helm_optimizer.replies import heartbeat, reset_all
 
 __all__ = ["AgentResult", "OptimizeResult", "ProgressSink", "config_fingerprint", "optimize", "package_versions"]
@@ -180,10 +181,15 @@ def optimize(config: OptimizeConfig, *, plugins: tuple[str, ...] = (), progress:
     folds = [first.fold] if (config.fold is not None or first.num_folds == 1) else list(range(first.num_folds))
     result = OptimizeResult(scenario=first.key, model=config.lm.model, optimizer=config.optimizer,
                             notes=list(dict.fromkeys(first.notes)))
-    for fold in folds:
-        dataset = first if fold == first.fold else dataset_for(fold)
-        result.agents.append(_optimize_one(config, optimizer, dataset, emit, UsageMeter, build_lm, adapter_for,
-                                           eval_limit=eval_limit))
+    # One run per cell at a time: a second optimize (or a sweep's cell) of the same agent fails at once
+    # instead of paying for the same calls; run again afterwards and it finds the agent up to date.
+    target = agent_path(config.output_dir / "agents", first.key, config.lm.model, config.optimizer)
+    lock = cell_lock_path(config.output_dir, "optimize", first.key, config.lm.model, config.optimizer)
+    with file_lock(lock, what="optimize", target=target):
+        for fold in folds:
+            dataset = first if fold == first.fold else dataset_for(fold)
+            result.agents.append(_optimize_one(config, optimizer, dataset, emit, UsageMeter, build_lm, adapter_for,
+                                               eval_limit=eval_limit))
     return result
 
 
