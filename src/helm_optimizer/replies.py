@@ -70,8 +70,8 @@ def completion_problem(body: Any) -> str | None:
     for choice in choices:
         if not isinstance(choice, Mapping):
             return "a choice of the reply is not an object"
-        if choice.get("finish_reason") == "length":
-            continue
+        if choice.get("finish_reason") in ("length", "content_filter"):
+            continue  # the model's (cut short or filtered) answer, not a broken reply
         if "message" in choice:
             message = choice.get("message")
             if not isinstance(message, Mapping):
@@ -124,7 +124,17 @@ def is_no_answer(exc: BaseException) -> bool:
 
 
 class Liveness:
-    """Calls in flight to one endpoint, when it last answered, and whether it stopped answering."""
+    """Calls in flight to one endpoint, when it last answered, and whether it stopped answering.
+
+    Two verdicts stop every later call to the endpoint at once, with one clear message:
+
+    * no reply: a call got no reply in any attempt (timeouts, refused connections) and no other
+      call got a reply meanwhile;
+    * no usable reply: :data:`UNUSABLE_STREAK` calls in a row ended with replies without content
+      (every attempt of each) and no call got a usable answer since the first of them started.
+    """
+
+    UNUSABLE_STREAK = 3
 
     def __init__(self, endpoint: str) -> None:
         self.endpoint = endpoint
@@ -132,13 +142,16 @@ class Liveness:
         self._lock = threading.Lock()
         self._ids = itertools.count()
         self._in_flight: dict[int, float] = {}
-        self._last_answer = float("-inf")
+        self._last_reply = float("-inf")
+        self._last_usable = float("-inf")
+        self._unusable: list[float] = []  # start times of the calls that ended unusable since the last usable one
         self.stopped: str | None = None
 
     def reset(self) -> None:
         with self._lock:
             self.stopped = None
-            self._last_answer = float("-inf")
+            self._last_reply = self._last_usable = float("-inf")
+            self._unusable.clear()
 
     def check(self) -> None:
         """Raise the endpoint's :class:`ModelError` once it stopped answering."""
@@ -153,19 +166,33 @@ class Liveness:
         return ticket
 
     def end(self, ticket: int, error: BaseException | None = None) -> None:
-        """The call ``ticket`` is over: answered (``error`` None, or an error the server sent) or not."""
+        """The call ``ticket`` is over: answered (``error`` None), or failed with ``error`` after its retries."""
         now = time.monotonic()
         with self._lock:
             started = self._in_flight.pop(ticket, now)
-            if error is None or not is_no_answer(error):
-                self._last_answer = now
-            elif self._last_answer < started and self.stopped is None:
-                waited = f" after {self.timeout:g} s per attempt" if self.timeout else ""
-                self.stopped = (
-                    f"The model server at {self.endpoint} stopped answering: a call got no reply in any attempt"
-                    f"{waited} ({type(error).__name__}) and no other call was answered meanwhile; check that "
-                    "the server is up, or raise --timeout (timeout: in a sweep config). Finished work is kept."
-                )
+            if error is None:
+                self._last_reply = self._last_usable = now
+                self._unusable.clear()
+            elif is_no_answer(error):
+                if self._last_reply < started:
+                    waited = f" after {self.timeout:g} s per attempt" if self.timeout else ""
+                    self._stop(f"stopped answering: a call got no reply in any attempt{waited} "
+                               f"({type(error).__name__}) and no other call got one meanwhile; check that the "
+                               "server is up, or raise --timeout (timeout: in a sweep config)")
+            elif is_unusable_reply(error):
+                self._last_reply = now
+                self._unusable.append(started)
+                if len(self._unusable) >= self.UNUSABLE_STREAK and self._last_usable < min(self._unusable):
+                    first = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+                    self._stop(f"answers without a usable completion: {len(self._unusable)} calls in a row got "
+                               f"only such replies ({first}); check --api-base (a login page or a proxy in "
+                               "front of the model?) and the model name")
+            else:  # the server answered with an error of its own (a 4xx, a refusal): it is there
+                self._last_reply = now
+
+    def _stop(self, why: str) -> None:
+        if self.stopped is None:
+            self.stopped = f"The model server at {self.endpoint} {why}. Finished work is kept."
 
     def waiting(self) -> tuple[int, float]:
         """How many calls are in flight, and how long the oldest has waited (seconds)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import threading
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,7 +20,7 @@ from helm.tokenizers.tokenizer import Tokenizer
 from helm_optimizer.config import redact_url
 from helm_optimizer.errors import ModelError
 from helm_optimizer.lm import RETRY_LOG_MARKER
-from helm_optimizer.replies import Liveness, UnusableReplyError, completion_problem, liveness_for
+from helm_optimizer.replies import UnusableReplyError, completion_problem, liveness_for
 
 __all__ = ["EmbeddedOpenAIClient", "OpenAICompatibleClient", "PromptOnlyClient"]
 
@@ -48,7 +49,8 @@ class OpenAICompatibleClient(OpenAIClient):  # type: ignore[misc]
         super().__init__(cache_config=cache_config, api_key=api_key or "not-needed", base_url=base_url,
                          openai_model_name=openai_model_name, timeout=timeout, max_retries=max_retries, **kwargs)
         # Every reply is checked before HELM caches it; see _CheckedOpenAI.
-        self.client = _CheckedOpenAI(self.client, liveness_for(base_url, openai_model_name or "", timeout=timeout))
+        self.liveness = liveness_for(base_url, openai_model_name or "", timeout=timeout)
+        self.client = _CheckedOpenAI(self.client, self.liveness.endpoint)
         self.reply_retries = max_retries
         self.max_completions_per_request = max_completions_per_request
         self.tokenizer = tokenizer
@@ -102,14 +104,27 @@ class OpenAICompatibleClient(OpenAIClient):  # type: ignore[misc]
         return result
 
     def _answered(self, request: Request) -> RequestResult:
-        """HELM's request, tried again while the server answers HTTP 200 without a usable completion."""
+        """HELM's request, tried again while the server answers HTTP 200 without a usable completion.
+
+        The call (all its attempts) also tells the endpoint's liveness how it ended; once the
+        endpoint stopped answering, the request fails at once with that verdict.
+        """
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.reply_retries + 1),
             wait=tenacity.wait_exponential(multiplier=0.5, max=8),
             retry=tenacity.retry_if_exception_type(UnusableReplyError), reraise=True, before_sleep=_note_retry,
         )
-        result: RequestResult = retrying(super().make_request, request)
-        return result
+        ticket = self.liveness.begin()
+        error: BaseException | None = None
+        try:
+            result: RequestResult = retrying(super().make_request, request)
+            error = self.client.last_error()  # a transport failure HELM turned into a failed result
+            return result
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            self.liveness.end(ticket, error)
 
     def _with_tokens(self, completion: GeneratedOutput) -> GeneratedOutput:
         if completion.tokens or not completion.text or self.tokenizer is None or not self.tokenizer_name:
@@ -127,29 +142,31 @@ class _CheckedCompletions:
     """``client.chat.completions`` / ``client.completions`` whose replies must carry a completion.
 
     HELM caches what ``create`` returns; an HTML page or ``choices: []`` raises
-    :class:`UnusableReplyError` here instead, so it is retried and never cached. Each call also
-    tells the endpoint's :class:`~helm_optimizer.replies.Liveness` whether the server answered.
+    :class:`UnusableReplyError` here instead, so it is retried and never cached. The exception of
+    this thread's last ``create`` (None after a usable reply) is kept for the endpoint's liveness.
     """
 
-    def __init__(self, inner: Any, liveness: Liveness) -> None:
+    def __init__(self, inner: Any, endpoint: str, outcome: threading.local) -> None:
         self._inner = inner
-        self._liveness = liveness
+        self._endpoint = endpoint
+        self._outcome = outcome
 
     def create(self, **kwargs: Any) -> Any:
-        ticket = self._liveness.begin()
+        self._outcome.error = None
         try:
             reply = self._inner.create(**kwargs)
         except BaseException as exc:
-            self._liveness.end(ticket, exc)
+            self._outcome.error = exc
             raise
-        self._liveness.end(ticket)
         if isinstance(reply, str | bytes):
             text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
             problem: str | None = f"the reply is not JSON (it starts {text[:80]!r})"
         else:
             problem = completion_problem(reply.model_dump(mode="json") if hasattr(reply, "model_dump") else reply)
         if problem:
-            raise UnusableReplyError(f"HTTP 200 without a usable answer from {self._liveness.endpoint}: {problem}")
+            error = UnusableReplyError(f"HTTP 200 without a usable answer from {self._endpoint}: {problem}")
+            self._outcome.error = error
+            raise error
         return reply
 
     def __getattr__(self, name: str) -> Any:
@@ -159,10 +176,16 @@ class _CheckedCompletions:
 class _CheckedOpenAI:
     """An ``openai.OpenAI`` client whose completion replies are checked (everything else passes through)."""
 
-    def __init__(self, client: Any, liveness: Liveness) -> None:
+    def __init__(self, client: Any, endpoint: str) -> None:
         self._client = client
-        self.chat = SimpleNamespace(completions=_CheckedCompletions(client.chat.completions, liveness))
-        self.completions = _CheckedCompletions(client.completions, liveness)
+        self._outcome = threading.local()
+        self.chat = SimpleNamespace(completions=_CheckedCompletions(client.chat.completions, endpoint, self._outcome))
+        self.completions = _CheckedCompletions(client.completions, endpoint, self._outcome)
+
+    def last_error(self) -> BaseException | None:
+        """The exception of this thread's last completion call, None after a usable reply."""
+        error: BaseException | None = getattr(self._outcome, "error", None)
+        return error
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
