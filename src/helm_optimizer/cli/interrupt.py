@@ -52,27 +52,33 @@ class SigintHandler:
             signal.signal(signal.SIGINT, self._previous)  # type: ignore[arg-type]
 
     def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
+        # Nothing here prints or imports: the signal may have landed in the middle of either.
         if self.fired_at is not None:
-            _leave(INTERRUPTED)
+            _leave(INTERRUPTED, announce=True)
         self.fired_at = time.monotonic()
-        _announce()
-        # The main thread may be stuck joining a thread pool (HELM waits for its calls in flight).
+        # The main thread may get stuck joining a thread pool (HELM waits for its calls in flight).
         threading.Thread(target=_leave_after, args=(GRACE_S,), name="hopt-interrupt", daemon=True).start()
         raise KeyboardInterrupt
 
 
-_announced = False
+_announced = threading.Lock()  # held by whoever printed the message
 
 
 def _announce() -> None:
-    global _announced
-    if _announced:
+    """The message through the console (from the main thread, once it has unwound)."""
+    if not _announced.acquire(blocking=False):
         return
-    _announced = True
     from helm_optimizer.cli._common import err_console
 
     logger.info("Interrupted (Ctrl-C); exiting with code %d.", INTERRUPTED)
     err_console.print(MESSAGE, highlight=False, markup=False, soft_wrap=True)
+
+
+def _announce_raw() -> None:
+    """The message written straight to stderr (when the main thread is stuck or a second Ctrl-C came)."""
+    if _announced.acquire(blocking=False):
+        with contextlib.suppress(OSError):
+            os.write(2, (MESSAGE + "\n").encode())
 
 
 def exit_interrupted(handler: SigintHandler | None = None) -> NoReturn:
@@ -91,10 +97,10 @@ def exit_interrupted(handler: SigintHandler | None = None) -> NoReturn:
 
 def _leave_after(seconds: float) -> None:
     time.sleep(seconds)
-    _leave(INTERRUPTED)
+    _leave(INTERRUPTED, announce=True)
 
 
-def _leave(code: int) -> NoReturn:
+def _leave(code: int, *, announce: bool = False) -> NoReturn:
     """Exit now without joining worker threads (their LM calls are abandoned); logs and streams flushed."""
     for handler in logging.getLogger().handlers:
         with contextlib.suppress(Exception):
@@ -102,4 +108,6 @@ def _leave(code: int) -> NoReturn:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
+    if announce:
+        _announce_raw()
     os._exit(code)
