@@ -307,7 +307,7 @@ def _evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, A
             target = record_path(req.output_dir, task.key, req.lm.model, method, fold)
             agent_fp = fingerprint(agent_file.read_text(encoding="utf-8")) if agent_file else None
             spec_id = fingerprint({"scenario": req.scenario, "lm": {k: v for k, v in lm_public.items()
-                                                                    if k not in ("api_base", "timeout")},
+                                                                    if k not in ("api_base", "timeout", "num_retries")},
                                    "method": method, "fold": fold, "seed": req.seed, "eval_limit": req.eval_limit,
                                    "deployment": req.helm_deployment, "agent": agent_fp})
             if target.is_file() and not force:
