@@ -9,6 +9,7 @@ import threading
 from types import SimpleNamespace
 from typing import Any
 
+import openai
 import tenacity
 from helm.clients.client import Client
 from helm.clients.openai_client import OpenAIClient
@@ -89,7 +90,7 @@ class OpenAICompatibleClient(OpenAIClient):  # type: ignore[misc]
         """
         try:
             result: RequestResult = self._answered(request)
-        except (UnusableReplyError, ModelError) as exc:  # after the retries / the endpoint stopped answering
+        except (UnusableReplyError, ModelError, _CallFailed) as exc:  # after the retries / stopped answering
             return RequestResult(success=False, cached=False, completions=[], embedding=[], error=str(exc),
                                  error_flags=ErrorFlags(is_retriable=False, is_fatal=False))
         except (UnicodeDecodeError, ValueError) as exc:
@@ -138,6 +139,10 @@ def _note_retry(state: tenacity.RetryCallState) -> None:
     logger.info("LM request failed (%s); retry %d", exc, state.attempt_number, extra={RETRY_LOG_MARKER: True})
 
 
+class _CallFailed(Exception):
+    """A completion call that failed after the SDK's own retries (timeout, refused connection, 5xx, 401...)."""
+
+
 class _CheckedCompletions:
     """``client.chat.completions`` / ``client.completions`` whose replies must carry a completion.
 
@@ -155,6 +160,12 @@ class _CheckedCompletions:
         self._outcome.error = None
         try:
             reply = self._inner.create(**kwargs)
+        except (openai.APIConnectionError, openai.APIStatusError) as exc:
+            self._outcome.error = exc
+            if isinstance(exc, openai.BadRequestError):
+                raise  # HELM turns some of these (safety filters) into answers
+            # HELM would log the SDK's traceback for each; a failed request with one line is enough.
+            raise _CallFailed(f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}") from exc
         except BaseException as exc:
             self._outcome.error = exc
             raise
