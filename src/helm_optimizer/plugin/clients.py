@@ -51,7 +51,8 @@ class OpenAICompatibleClient(OpenAIClient):  # type: ignore[misc]
                          openai_model_name=openai_model_name, timeout=timeout, max_retries=max_retries, **kwargs)
         # Every reply is checked before HELM caches it; see _CheckedOpenAI.
         self.liveness = liveness_for(base_url, openai_model_name or "", timeout=timeout)
-        self.client = _CheckedOpenAI(self.client, self.liveness.endpoint)
+        self.checked = _CheckedOpenAI(self.client, self.liveness.endpoint)
+        self.client = self.checked  # type: ignore[assignment]  # HELM calls self.client.chat.completions.create
         self.reply_retries = max_retries
         self.max_completions_per_request = max_completions_per_request
         self.tokenizer = tokenizer
@@ -119,7 +120,7 @@ class OpenAICompatibleClient(OpenAIClient):  # type: ignore[misc]
         error: BaseException | None = None
         try:
             result: RequestResult = retrying(super().make_request, request)
-            error = self.client.last_error()  # a transport failure HELM turned into a failed result
+            error = self.checked.last_error()  # a transport failure HELM turned into a failed result
             return result
         except BaseException as exc:
             error = exc
