@@ -18,12 +18,16 @@ from helm_optimizer.errors import HelmOptimizerError, LockedError
 __all__ = [
     "canonical_json",
     "check_writable",
+    "damaged_sqlite_files",
     "directory_lock",
+    "file_lock",
     "fingerprint",
     "make_encodable",
+    "move_aside",
     "os_error",
     "read_json",
     "remove_stale_temporaries",
+    "sqlite_problem",
     "write_bytes_atomic",
     "write_json_atomic",
     "write_text_atomic",
@@ -156,6 +160,59 @@ def remove_stale_temporaries(directory: Path) -> int:
     return removed
 
 
+def sqlite_problem(path: Path) -> str | None:
+    """Why the SQLite database at ``path`` cannot be used (not a database, truncated, corrupt), or None."""
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, timeout=5)) as db:
+            rows = db.execute("PRAGMA quick_check").fetchall()
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc):
+            return None  # in use by a live writer: not ours to judge
+        return str(exc)
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+    verdict = "; ".join(str(row[0]) for row in rows[:3])
+    return None if verdict == "ok" else verdict
+
+
+def damaged_sqlite_files(directory: Path, pattern: str) -> list[tuple[Path, str]]:
+    """The SQLite files under ``directory`` matching ``pattern`` that fail SQLite's quick check, with why."""
+    root = Path(directory)
+    if not root.is_dir():
+        return []
+    found = []
+    for path in sorted(root.rglob(pattern)):
+        if path.is_file():
+            problem = sqlite_problem(path)
+            if problem is not None:
+                found.append((path, problem))
+    return found
+
+
+def move_aside(path: Path) -> Path:
+    """Rename a damaged file (and its SQLite journal files) to ``<name>.damaged-<UTC time>``; returns the new path.
+
+    Nothing is deleted: the file stays beside its old name for inspection, and the program
+    that used it starts a new one.
+    """
+    import datetime as _dt
+
+    path = Path(path)
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    target = path.with_name(f"{path.name}.damaged-{stamp}")
+    try:
+        os.replace(path, target)
+        for suffix in ("-wal", "-shm", "-journal"):
+            side = path.with_name(path.name + suffix)
+            if side.exists():
+                os.replace(side, target.with_name(target.name + suffix))
+    except OSError as exc:
+        raise os_error(path, exc) from exc
+    return target
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
@@ -177,23 +234,36 @@ def directory_lock(directory: Path, *, wait: float = 0.0, what: str = "run") -> 
     The lock is an OS-level file lock, released when the process dies, so a killed run never
     leaves a stale lock behind.
     """
+    directory = Path(directory)
+    with file_lock(directory / ".helm-optimizer.lock", wait=wait, what=what, target=directory,
+                   advice="wait for it to finish, or use another --output-dir."):
+        yield
+
+
+@contextlib.contextmanager
+def file_lock(lock_path: Path, *, what: str, target: Path, wait: float = 0.0, advice: str = "") -> Iterator[None]:
+    """Hold the OS-level lock ``lock_path`` (created with its directory) while the block runs.
+
+    ``target`` is what the lock protects, named in the :class:`LockedError` a second process gets
+    (after waiting up to ``wait`` seconds). A killed holder never leaves a stale lock behind.
+    """
     from filelock import FileLock, Timeout
 
-    directory = Path(directory)
+    lock_path = Path(lock_path)
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise os_error(directory, exc) from exc
-    lock = FileLock(str(directory / ".helm-optimizer.lock"))
+        raise os_error(lock_path.parent, exc) from exc
+    lock = FileLock(str(lock_path))
     try:
         lock.acquire(timeout=wait if wait > 0 else 0.01)
     except Timeout:  # (a subclass of OSError)
         raise LockedError(
-            f"Another {what} is using {directory} (lock file {directory / '.helm-optimizer.lock'}); "
-            "wait for it to finish, or use another --output-dir."
+            f"Another {what} is using {target} (lock file {lock_path}); "
+            + (advice or "wait for it to finish (a rerun then reuses its results), or use another --output-dir.")
         ) from None
     except OSError as exc:  # a read-only directory: the lock file cannot be created
-        raise os_error(directory / ".helm-optimizer.lock", exc) from exc
+        raise os_error(lock_path, exc) from exc
     try:
         yield
     finally:

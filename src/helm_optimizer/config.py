@@ -4,13 +4,33 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-__all__ = ["DEFAULT_OUTPUT_DIR", "LMConfig", "OptimizeConfig", "ProgramKind"]
+__all__ = ["DEFAULT_OUTPUT_DIR", "LMConfig", "OptimizeConfig", "ProgramKind", "redact_url", "url_has_credentials"]
 
 ProgramKind = Literal["predict", "cot"]
 DEFAULT_OUTPUT_DIR = Path("helm-optimizer-output")
+
+
+def url_has_credentials(url: str) -> bool:
+    """Whether ``url`` holds a user name or password before its host (``http://user:key@host/``)."""
+    try:
+        return "@" in urlsplit(url.strip()).netloc
+    except ValueError:
+        return "@" in url
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any user name and password replaced by ``***``: safe to print or write."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return "<unparseable URL>"
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
 
 
 class LMConfig(BaseModel):
@@ -42,6 +62,17 @@ class LMConfig(BaseModel):
     def _model_has_no_spaces(cls, value: str) -> str:
         if any(ch.isspace() for ch in value):
             raise ValueError(f"model name {value!r} contains white space")
+        return value
+
+    @field_validator("api_base")
+    @classmethod
+    def _no_credentials_in_url(cls, value: str | None) -> str | None:
+        if value is not None and url_has_credentials(value):
+            raise ValueError(
+                f"api_base {redact_url(value)} carries credentials (user:password@ before the host), which would "
+                "end up in logs, configs and HELM's files; give the URL without them and put the key in an "
+                "environment variable named by api_key_env (--api-key-env)"
+            )
         return value
 
     @field_validator("api_key_env")

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from helm_optimizer._env import package_versions
-from helm_optimizer._io import check_writable, fingerprint, read_json
+from helm_optimizer._io import check_writable, file_lock, fingerprint, read_json
 from helm_optimizer.config import LMConfig
 from helm_optimizer.errors import ConfigError, DataError, HelmOptimizerError, HelmRunError, UnknownNameError
 from helm_optimizer.ledger import LedgerTotals, UsageLedger
@@ -35,10 +35,12 @@ from helm_optimizer.naming import (
     ZERO_SHOT_METHODS,
     agent_deployment_name,
     agent_path,
+    cell_lock_path,
     deployment_name,
     helm_run_name,
     parse_run_entry,
     record_path,
+    scenario_key,
 )
 from helm_optimizer.records import (
     AgentMeta,
@@ -49,6 +51,7 @@ from helm_optimizer.records import (
     read_record,
     write_record,
 )
+from helm_optimizer.replies import check_answering, heartbeat, reset_all
 
 __all__ = ["EvaluationRequest", "EvaluationResult", "check_methods", "evaluate_methods"]
 
@@ -226,7 +229,20 @@ class EvaluationResult:
 
 def evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, Any]], None] | None = None,
                      force: bool = False) -> list[EvaluationResult]:
-    """Run every method of ``req`` in HELM (skipping runs whose record is current); return the records."""
+    """Run every method of ``req`` in HELM (skipping runs whose record is current); return the records.
+
+    One evaluation per scenario and model at a time: a second one (or a sweep's cell) fails at once
+    instead of paying for the same calls; run again afterwards and it finds the records current.
+    """
+    key = scenario_key(req.scenario)
+    cell = record_path(req.output_dir, key, req.lm.model, METHOD_BASELINE).parent
+    with file_lock(cell_lock_path(req.output_dir, "evaluate", key, req.lm.model, "methods"), what="evaluate",
+                   target=cell):
+        return _evaluate_methods(req, progress=progress, force=force)
+
+
+def _evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, Any]], None] | None,
+                      force: bool) -> list[EvaluationResult]:
     from helm_optimizer.agents.store import agent_digest
     from helm_optimizer.helm.deployments import (
         agent_deployments,
@@ -242,6 +258,7 @@ def evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, An
     from helm_optimizer.scenarios.dataset import evaluation_data_fingerprint
 
     emit = progress or (lambda _e: None)
+    reset_all()  # every endpoint is presumed to answer until a call shows otherwise
     check_methods(req.methods)
     check_writable(req.output_dir)  # fail before any LM call
     # The run's own prod_env first (as helm-run reads it), so that this run's deployments below win.
@@ -250,7 +267,7 @@ def evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, An
     name, args = parse_run_entry(req.scenario)
     args = {k: v for k, v in args.items() if k not in ("model", "model_deployment")}
     lm_public = req.lm.public_dict()
-    answer_settings = {k: v for k, v in lm_public.items() if k not in ("api_base", "timeout")}
+    answer_settings = {k: v for k, v in lm_public.items() if k not in ("api_base", "timeout", "num_retries")}
     prices = prices_for(req.lm)
     data_fp = evaluation_data_fingerprint(task, req.output_dir / "cache")
     versions = package_versions()
@@ -294,8 +311,10 @@ def evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, An
             ledger = UsageLedger(req.output_dir / "helm" / "usage" / f"{fingerprint(run_name)}.jsonl").start()
             counted = attach_usage_ledger(deployment, str(ledger.path))
             started = time.perf_counter()
-            result = run_benchmark(run_specs=[spec], suite=req.suite, output_path=req.helm_output,
-                                   local_path=req.local_path, num_threads=req.num_threads, exit_on_error=True)
+            with heartbeat(emit):
+                result = run_benchmark(run_specs=[spec], suite=req.suite, output_path=req.helm_output,
+                                       local_path=req.local_path, num_threads=req.num_threads, exit_on_error=True)
+            check_answering()  # a server that stopped answering fails the evaluation with one message
             wall = time.perf_counter() - started
             run = result.runs[0]
             stat = run.stat(task.main_metric, task.main_split)

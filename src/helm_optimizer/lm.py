@@ -8,6 +8,7 @@ import os
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -19,6 +20,7 @@ from helm_optimizer._io import make_encodable
 from helm_optimizer._lm_calls import CallSlots, retry_policy
 from helm_optimizer.config import LMConfig
 from helm_optimizer.errors import BudgetExceededError, ModelError
+from helm_optimizer.replies import answer_checked, answer_checked_async, in_flight, is_unusable_reply, record_reply
 
 if TYPE_CHECKING:
     import dspy
@@ -193,6 +195,10 @@ class UsageMeter:
         self.last_error: str | None = None
         self.exceeded: str | None = None
         self._prices: dict[str, Prices] = {}
+        self.answers = 0  # replies with usable content, cache hits included
+        self.stopped: str | None = None  # why the run's endpoint is taken to have stopped answering
+        self.reserved = 0  # calls in flight holding a share of max_calls
+        self._budget = threading.Condition(self._lock)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> UsageMeter:
         # DSPy deep-copies the usage tracker into every worker thread (and silently drops a task whose
@@ -220,6 +226,36 @@ class UsageMeter:
             if self.max_cost is not None and self.cost >= self.max_cost and self.exceeded is None:
                 self.exceeded = f"--max-cost {self.max_cost} reached (${self.cost:.4f})"
 
+    # Budget reservations: a call takes its share of max_calls before it is sent ---------------
+    @contextlib.contextmanager
+    def reserve(self) -> Iterator[None]:
+        """Hold one call of the ``max_calls`` budget while a call is in flight.
+
+        A call that would go over the budget is refused before it is sent; while calls in flight
+        hold the rest of the budget, the next call waits for them (one answered from the cache
+        gives its share back). So the provider never sees more than ``max_calls`` calls.
+        """
+        with self._budget:
+            while True:
+                self.check()
+                if self.max_calls is None or self.calls + self.reserved < self.max_calls:
+                    self.reserved += 1
+                    break
+                if self.reserved == 0:
+                    self.exceeded = f"--max-calls {self.max_calls} reached ({self.calls} LM calls)"
+                    self.check()
+                self._budget.wait(timeout=1.0)
+        try:
+            yield
+        finally:
+            with self._budget:
+                self.reserved -= 1
+                self._budget.notify_all()
+
+    def add_answer(self) -> None:
+        with self._lock:
+            self.answers += 1
+
     def add_retry(self) -> None:
         with self._lock:
             self.retries += 1
@@ -235,6 +271,8 @@ class UsageMeter:
         return {"all": {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}}
 
     def check(self) -> None:
+        if self.stopped is not None:
+            raise ModelError(self.stopped)
         if self.exceeded is not None:
             raise BudgetExceededError(f"Budget exhausted: {self.exceeded}.")
 
@@ -251,7 +289,13 @@ class UsageMeter:
 
 
 def _is_retryable(exc: BaseException) -> bool:
-    """DSPy's own classification of transient LM errors (rate limit, timeout, server, transport)."""
+    """DSPy's own classification of transient LM errors (rate limit, timeout, server, transport).
+
+    A reply without usable content (HTTP 200 with an HTML page, no choices, no message content)
+    is transient too: a gateway's hiccup, not the model's answer.
+    """
+    if is_unusable_reply(exc):
+        return True
     try:
         from dspy.utils.exceptions import is_retryable_lm_error
     except ImportError:  # pragma: no cover - older DSPy
@@ -291,22 +335,28 @@ def _tracked_lm_class() -> type[dspy.LM]:
         def __call__(self, *args: Any, **kwargs: Any) -> Any:
             self._check_budget()
             slot = self.meter.slots.held() if self.meter is not None and self.meter.slots else contextlib.nullcontext()
-            with memoized_metadata(), slot:
+            attempt = answer_checked(self, super().__call__)  # a reply without usable content is a failure
+            with memoized_metadata(), slot, in_flight(self):
                 self._check_budget()
                 try:
-                    return _valid_text(tenacity.Retrying(**self._retries())(super().__call__, *args, **kwargs))
+                    return _valid_text(tenacity.Retrying(**self._retries())(attempt, *args, **kwargs))
                 except Exception as exc:
                     self._count_failure(exc)
                     raise
 
+        def update_history(self, entry: dict[str, Any]) -> None:
+            record_reply(entry)  # the reply of the attempt in progress, for answer_checked
+            super().update_history(entry)
+
         async def acall(self, *args: Any, **kwargs: Any) -> Any:
             self._check_budget()
             slots = self.meter.slots if self.meter is not None else None
+            attempt = answer_checked_async(self, super().acall)
             async with slots.held_async() if slots is not None else contextlib.nullcontext():
                 self._check_budget()
-                with memoized_metadata():
+                with memoized_metadata(), in_flight(self):
                     try:
-                        result: Any = await tenacity.AsyncRetrying(**self._retries())(super().acall, *args, **kwargs)
+                        result: Any = await tenacity.AsyncRetrying(**self._retries())(attempt, *args, **kwargs)
                     except Exception as exc:
                         self._count_failure(exc)
                         raise

@@ -40,6 +40,7 @@ __all__ = [
     "ZERO_SHOT_METHODS",
     "agent_deployment_name",
     "agent_path",
+    "cell_lock_path",
     "deployment_name",
     "helm_run_name",
     "method_label",
@@ -173,6 +174,11 @@ def agent_path(agents_dir: str | Path, scenario: str, model: str, optimizer: str
 def record_path(output_dir: str | Path, scenario: str, model: str, method: str, fold: int | None = None) -> Path:
     """``<output>/evaluations/<scenario key>/<model path>/<method>[.fold<k>].json``."""
     return Path(output_dir) / "evaluations" / scenario / model_path(model) / f"{method}{_fold_suffix(fold)}.json"
+
+
+def cell_lock_path(output_dir: str | Path, kind: str, scenario: str, model: str, name: str) -> Path:
+    """``<output>/.locks/<kind>/<scenario key>/<model path>/<name>.lock``: held while one run works on that cell."""
+    return Path(output_dir) / ".locks" / kind / scenario / model_path(model) / f"{_encode_segment(name)}.lock"
 
 
 def agent_deployment_name(model_name: str, method: str, scenario: str, fold: int | None = None) -> str:

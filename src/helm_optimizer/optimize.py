@@ -17,10 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from helm_optimizer._env import package_versions
-from helm_optimizer._io import check_writable, fingerprint, os_error
+from helm_optimizer._io import check_writable, file_lock, fingerprint, os_error
 from helm_optimizer.config import OptimizeConfig
 from helm_optimizer.errors import BudgetExceededError, DataError, HelmOptimizerError, ModelError, caused_by
+from helm_optimizer.lm_cache import configure_response_cache
+from helm_optimizer.naming import agent_path, cell_lock_path
 from helm_optimizer.records import AgentData, AgentMeta, AgentScores
+from helm_optimizer.replies import heartbeat, reset_all
 
 __all__ = ["AgentResult", "OptimizeResult", "ProgressSink", "config_fingerprint", "optimize", "package_versions"]
 
@@ -144,6 +147,7 @@ def optimize(config: OptimizeConfig, *, plugins: tuple[str, ...] = (), progress:
     from helm_optimizer.optimizers import OPTIMIZERS
 
     emit = progress or (lambda _event: None)
+    reset_all()  # every endpoint is presumed to answer until a call shows otherwise
     optimizer_cls = OPTIMIZERS.get(config.optimizer)  # unknown names fail before any work
     optimizer = optimizer_cls(config.optimizer_options)  # type: ignore[call-arg]
     resolve_api_key(config.lm)
@@ -165,10 +169,15 @@ def optimize(config: OptimizeConfig, *, plugins: tuple[str, ...] = (), progress:
     folds = [first.fold] if (config.fold is not None or first.num_folds == 1) else list(range(first.num_folds))
     result = OptimizeResult(scenario=first.key, model=config.lm.model, optimizer=config.optimizer,
                             notes=list(dict.fromkeys(first.notes)))
-    for fold in folds:
-        dataset = first if fold == first.fold else dataset_for(fold)
-        result.agents.append(_optimize_one(config, optimizer, dataset, emit, UsageMeter, build_lm, adapter_for,
-                                           eval_limit=eval_limit))
+    # One run per cell at a time: a second optimize (or a sweep's cell) of the same agent fails at once
+    # instead of paying for the same calls; run again afterwards and it finds the agent up to date.
+    target = agent_path(config.output_dir / "agents", first.key, config.lm.model, config.optimizer)
+    lock = cell_lock_path(config.output_dir, "optimize", first.key, config.lm.model, config.optimizer)
+    with file_lock(lock, what="optimize", target=target):
+        for fold in folds:
+            dataset = first if fold == first.fold else dataset_for(fold)
+            result.agents.append(_optimize_one(config, optimizer, dataset, emit, UsageMeter, build_lm, adapter_for,
+                                               eval_limit=eval_limit))
     return result
 
 
@@ -232,9 +241,10 @@ def _optimize_one(config: OptimizeConfig, optimizer: Any, dataset: Any, emit: Pr
     )
     try:
         with dspy.context(lm=task_lm, adapter=adapter_for(config.lm), usage_tracker=meter, track_usage=True,
-                          callbacks=[failures], max_errors=10**9):
+                          callbacks=[failures], max_errors=10**9), heartbeat(emit):
             emit({"stage": "evaluating the unoptimized program", "fold": fold, **meter.snapshot()})
             val_before = _evaluate(student, dataset.val, metric, config.num_threads)
+            meter.check()
             emit({"stage": f"compiling {config.optimizer}", "fold": fold, "score": val_before,
                   **meter.snapshot()})
             compiled = optimizer.compile(student, trainset=dataset.train, valset=dataset.val, context=context)
@@ -257,12 +267,13 @@ def _optimize_one(config: OptimizeConfig, optimizer: Any, dataset: Any, emit: Pr
         raise
     wall = time.perf_counter() - started
     usage = {**meter.snapshot(), "parse_failures": failures.count}
-    if usage["failed_calls"] and not usage["lm_calls"]:
-        # Every call failed (wrong model name, endpoint refusing, ...): an agent built on nothing but
-        # errors would look like a real result; refuse to write it.
+    if usage["failed_calls"] and not meter.answers:
+        # Every call failed (wrong model name, endpoint refusing, replies without content, ...): an agent
+        # built on nothing but errors would look like a real result; refuse to write it.
         raise ModelError(
             f"Every LM call to {config.lm.model} failed ({usage['failed_calls']} calls; last: {meter.last_error}); "
-            "check the model name (litellm needs a provider prefix such as openai/), --api-base and the key."
+            "check the model name (litellm needs a provider prefix such as openai/), --api-base and the key. "
+            "Nothing was written."
         )
     if dataset.val and failures.count and val_after == 0 and val_before == 0 and usage["lm_calls"] > 0:
         logger.warning("Validation scored 0 and %d answer(s) failed to parse; the model may not follow the "
@@ -294,10 +305,11 @@ _cache_configured: str | None = None
 
 
 def _configure_cache(config: OptimizeConfig) -> None:
-    """Point DSPy's response cache at ``<cache dir>/dspy`` (one cache per output directory)."""
-    global _cache_configured
-    import dspy
+    """Point DSPy's response cache at ``<cache dir>/dspy`` (one cache per output directory).
 
+    Damaged cache files are moved aside with a warning (see :mod:`helm_optimizer.lm_cache`).
+    """
+    global _cache_configured
     target = str((config.resolved_cache_dir / "dspy").resolve()) if config.cache else "off"
     if _cache_configured == target:
         return
@@ -306,9 +318,9 @@ def _configure_cache(config: OptimizeConfig) -> None:
             Path(target).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise os_error(target, exc) from exc
-        dspy.configure_cache(enable_disk_cache=True, enable_memory_cache=True, disk_cache_dir=target)
+        configure_response_cache(Path(target))
     else:
-        dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=False)
+        configure_response_cache(None)
     _cache_configured = target
 
 

@@ -1,5 +1,8 @@
 """Bad model output (empty, overlong, garbage, invalid Unicode, undecodable bytes): counted per instance.
 
+(Replies that carry no completion at all -- an HTML page, ``choices: []`` -- are failed calls, retried:
+see tests/faults/test_hostile_replies.py.)
+
 A run meeting such answers completes: each one scores 0 and is counted (``parse_failures`` or
 ``failed_calls`` in the agent's metadata, ``failed_requests`` in evaluation records).
 """
@@ -50,7 +53,10 @@ def test_bad_answers_while_optimizing_are_counted_and_the_agent_is_written(kind:
         assert meta["usage"][counter] > 0, meta["usage"]
     else:  # invalid Unicode in an otherwise good answer is repaired, not failed, and never reaches a file
         assert meta["usage"]["parse_failures"] == meta["usage"]["failed_calls"] == 0, meta["usage"]
-    assert meta["usage"]["retries"] == 0  # a deterministic bad answer is not retried
+    # A bad answer is the model's and is not retried; a reply that is no usable completion at all (bytes
+    # that are not UTF-8, so not JSON) is retried like a transport failure (num_retries=2), then counted.
+    retried = 2 * meta["usage"]["failed_calls"] if kind == "invalid_utf8" else 0
+    assert meta["usage"]["retries"] == retried, meta["usage"]
     agent.path.read_bytes().decode("utf-8")  # the agent is valid UTF-8 JSON DSPy can load
     from helm_optimizer.agents.store import load_agent
 

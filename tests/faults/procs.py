@@ -143,8 +143,11 @@ def check_json_complete(output_dir: Path) -> int:
     return checked
 
 
-def snapshot(directory: Path, *, skip: tuple[str, ...] = ("logs",)) -> dict[str, str]:
-    """sha256 of every file under ``directory`` (except the named top-level folders)."""
+def snapshot(directory: Path, *, skip: tuple[str, ...] = ("logs", ".locks")) -> dict[str, str]:
+    """sha256 of every file under ``directory`` (except the named top-level folders).
+
+    ``.locks`` holds the empty files of the per-cell locks a run takes: coordination, not results.
+    """
     out = {}
     for path in sorted(directory.rglob("*")):
         rel = path.relative_to(directory)

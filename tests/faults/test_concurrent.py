@@ -1,4 +1,8 @@
-"""Two sweeps on one output directory: the second refuses at once, the first finishes untouched."""
+"""Two runs on one output directory: the second refuses at once, the first finishes untouched.
+
+Two sweeps share a directory lock; two ``optimize`` (or ``evaluate``) runs of the same cell share
+that cell's lock, so the second does not pay for the same calls again.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,9 @@ from helm_optimizer.cli.main import main
 from helm_optimizer.serving.fake import FakeOpenAIServer
 from tests.faults.conftest import SERVER_SETTINGS, Reference
 from tests.faults.procs import (
+    DEMO_DATA,
     KEY_ENV,
+    MODEL,
     SENTINEL_KEY,
     agent_bytes,
     check_json_complete,
@@ -49,3 +55,39 @@ def test_second_sweep_on_the_same_directory_is_refused(reference: Reference, tmp
     check_json_complete(out)
     assert table_rows(out) == table_rows(reference.output_dir)
     assert agent_bytes(out) == agent_bytes(reference.output_dir)
+
+
+def _cell_argv(command: str, api_base: str, out: Path) -> list[str]:
+    common = ["--scenario", "head_qa", "--model", MODEL, "--api-base", api_base, "--api-key-env", KEY_ENV,
+              "--data-dir", str(DEMO_DATA), "--output-dir", str(out)]
+    if command == "optimize":
+        return ["optimize", *common, "--optimizer", "LabeledFewShot", "--limit", "8"]
+    return ["evaluate", *common, "--methods", "baseline,ZeroShotCoT", "--max-eval-instances", "8"]
+
+
+@pytest.mark.parametrize("command", ["optimize", "evaluate"])
+def test_second_run_of_the_same_cell_is_refused_and_a_rerun_reuses_the_first(
+        command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(KEY_ENV, SENTINEL_KEY)
+    out = tmp_path / "out"
+    with FakeOpenAIServer(**SERVER_SETTINGS, latency=1.0) as server:  # type: ignore[arg-type]
+        argv = _cell_argv(command, server.api_base, out)
+        first = start_cli(argv, tmp_path / "first.log", child_env(tmp_path / "cache"))
+        wait_for(lambda: server.requests > 0, 120, "the first run to call the model", first)
+        assert first.process.exitcode is None, first.tail()
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        err = capsys.readouterr().err
+        assert first.process.exitcode is None, "the refusal must happen while the first run is working"
+        assert first.wait(240) == 0, first.tail()
+        paid = server.completions
+        main(argv)  # afterwards: succeeds, reusing everything the first run wrote
+        assert server.completions == paid
+        assert "up to date" in capsys.readouterr().err
+    assert info.value.code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(errors) == 1 and lines[-1] == errors[0], err
+    assert errors[0].startswith(f"error: Another {command} is using") and str(out) in errors[0], errors[0]
+    assert "a rerun then reuses its results" in errors[0]
+    check_json_complete(out)

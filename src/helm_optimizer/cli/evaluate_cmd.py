@@ -30,6 +30,10 @@ def evaluate(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     data_dir: Annotated[Path | None, typer.Option("--data-dir")] = None,
     num_threads: Annotated[int, typer.Option("--num-threads", min=1)] = 4,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.001, help="Seconds to wait for each LM reply "
+                                           "before retrying it (default 120).")] = 120.0,
+    num_retries: Annotated[int, typer.Option("--num-retries", min=0, max=20, help="Retries of a failed LM call "
+                                             "(default 5).")] = 5,
     plugins: Annotated[list[str] | None, typer.Option("--plugins")] = None,
     force: Annotated[bool, typer.Option("--force", help="Re-run even when a current record exists.")] = False,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True)] = 0,
@@ -40,7 +44,8 @@ def evaluate(
     setup_logging(output_dir / "logs", verbose=verbose)
     method_list = tuple(m.strip() for m in methods.split(",") if m.strip())
     request = EvaluationRequest(
-        scenario=scenario, lm=LMConfig(model=model, api_base=api_base, api_key_env=api_key_env),
+        scenario=scenario, lm=LMConfig(model=model, api_base=api_base, api_key_env=api_key_env, timeout=timeout,
+                                       num_retries=num_retries),
         methods=method_list, output_dir=output_dir, suite=suite, seed=seed, eval_limit=max_eval_instances,
         data_dir=str(data_dir) if data_dir else None, plugins=tuple(plugins or ()), num_threads=num_threads,
         helm_deployment=helm_deployment,

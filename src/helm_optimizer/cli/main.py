@@ -21,6 +21,7 @@ from helm_optimizer.cli import (
     serve_cmd,
     sweep_cmd,
 )
+from helm_optimizer.cli.interrupt import INTERRUPTED, SigintHandler, exit_interrupted
 
 __all__ = ["app", "main"]
 
@@ -101,20 +102,19 @@ def main(argv: list[str] | None = None) -> None:
     # The commands draw one progress display; the tqdm bars DSPy and HELM start in worker threads
     # would interleave with it (and fill logs with carriage returns). tqdm reads this at import.
     os.environ.setdefault("TQDM_DISABLE", "1")
+    sigint = SigintHandler()
     try:
-        app(args=argv, standalone_mode=False, prog_name=PROG)
+        with sigint:
+            # Without standalone mode typer turns Ctrl-C in a command into Exit(130) and *returns* the code.
+            code = app(args=argv, standalone_mode=False, prog_name=PROG)
     except HelmOptimizerError as exc:
         _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
-        from helm_optimizer.cli._common import err_console
-
-        err_console.print("Interrupted. Finished work is saved; run the same command again to resume.",
-                          highlight=False)
-        sys.exit(130)
+        exit_interrupted(sigint)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
-        sys.exit(130)
+        exit_interrupted(sigint)
     except typer.TyperException as exc:  # usage errors (typer vendors click's exceptions)
         if type(exc).__name__ == "NoArgsIsHelpError":
             _print_help(exc)
@@ -136,6 +136,10 @@ def main(argv: list[str] | None = None) -> None:
                 _print_help(exc)
             _fail(_usage_message(exc), exc.exit_code or 2)
         raise
+    if code == INTERRUPTED:
+        exit_interrupted(sigint)
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 def _print_help(exc: Exception) -> NoReturn:

@@ -59,6 +59,10 @@ def optimize(
     max_calls: Annotated[int | None, typer.Option("--max-calls", min=1)] = None,
     max_cost: Annotated[float | None, typer.Option("--max-cost", min=0.0)] = None,
     temperature: Annotated[float, typer.Option("--temperature")] = 0.0,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.001, help="Seconds to wait for each LM reply "
+                                           "before retrying it (default 120).")] = 120.0,
+    num_retries: Annotated[int, typer.Option("--num-retries", min=0, max=20, help="Retries of a failed LM call "
+                                             "(default 5).")] = 5,
     max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1)] = None,
     option: Annotated[list[str] | None, typer.Option("--option", help="Optimizer option KEY=VALUE "
                                                      "(repeatable).")] = None,
@@ -75,11 +79,13 @@ def optimize(
     setup_logging(output_dir / "logs", verbose=verbose)
     try:
         lm = LMConfig(model=model, api_base=api_base, api_key_env=api_key_env,
-                      api_key=SecretStr(api_key) if api_key else None, temperature=temperature, max_tokens=max_tokens)
+                      api_key=SecretStr(api_key) if api_key else None, temperature=temperature, max_tokens=max_tokens,
+                      timeout=timeout, num_retries=num_retries)
         prompt_lm = None
         if prompt_model:
             prompt_lm = LMConfig(model=prompt_model, api_base=prompt_api_base, api_key_env=prompt_api_key_env,
-                                 api_key=SecretStr(prompt_api_key) if prompt_api_key else None)
+                                 api_key=SecretStr(prompt_api_key) if prompt_api_key else None, timeout=timeout,
+                                 num_retries=num_retries)
         config = OptimizeConfig(
             scenario=scenario, optimizer=optimizer, lm=lm, prompt_lm=prompt_lm, program=program,  # type: ignore[arg-type]
             max_bootstrapped_demos=max_bootstrapped_demos, max_labeled_demos=max_labeled_demos,

@@ -144,6 +144,7 @@ class SweepProgress:
         for key in ("stage", "message", "method"):
             if info.get(key) is not None:
                 data[key] = info[key]
+        data["waiting"] = info.get("waiting")  # calls waiting on a silent endpoint (None: nothing waits)
         if row.spec.kind == "evaluate":
             if info.get("stage") == "evaluated":
                 row.calls_base += int(info.get("lm_calls") or 0)
@@ -247,6 +248,8 @@ class SweepProgress:
                     detail = str(data.get("message") or data.get("stage") or "")
                     if data.get("method") and row.spec.kind == "evaluate":
                         detail = f"{data.get('stage', '')} {_short_method(str(data['method']))}".strip()
+                    if data.get("waiting"):
+                        detail = f"{detail} ({data['waiting']})".strip()
                 style = {"done": "green", "failed": "red", "skipped": "dim", "running": "yellow"}.get(status, "")
                 table.add_row(label, Text(status, style=style), str(row.calls) if row.calls else "",
                               _tokens(data), "" if wall is None else f"{float(wall):.0f} s",
@@ -284,6 +287,8 @@ class LiveProgress:
     def __call__(self, event: dict[str, Any]) -> None:
         with self._lock:
             self.state.update({k: v for k, v in event.items() if v is not None})
+            if not event.get("waiting"):
+                self.state.pop("waiting", None)
             message = str(event.get("message") or "")
             match = _FRACTION.search(message)
             if match:
@@ -299,7 +304,7 @@ class LiveProgress:
     def _plain(self) -> str:
         s = self.state
         parts = [f"[{self.title}] {s.get('stage', '')}"]
-        for key in ("method", "message"):
+        for key in ("method", "message", "waiting"):
             if s.get(key):
                 parts.append(str(s[key])[:_DETAIL])
         if "lm_calls" in s:
@@ -330,7 +335,7 @@ class LiveProgress:
             done, total, since = fraction
             eta = (time.perf_counter() - since) / done * (total - done)  # the steps left at the recent pace
             table.add_row("progress", f"{done}/{total}  ETA {eta:5.0f} s")
-        for key in ("method", "run", "message"):
+        for key in ("method", "run", "message", "waiting"):
             if s.get(key):
                 table.add_row(key, Text(str(s[key])[:120]))
         return table

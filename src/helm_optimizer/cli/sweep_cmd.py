@@ -24,16 +24,21 @@ def sweep(
                                                 "Ray instance).")] = None,
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="CPUs of the local Ray instance.")] = None,
     output_dir: Annotated[Path | None, typer.Option("--output-dir", help="Override output_dir.")] = None,
+    timeout: Annotated[float | None, typer.Option("--timeout", min=0.001, help="Seconds to wait for each LM "
+                                                  "reply before retrying it, for every model (overrides the "
+                                                  "models' timeout).")] = None,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True)] = 0,
 ) -> None:
     from helm_optimizer.errors import ConfigError
-    from helm_optimizer.sweep.config import load_sweep_config, validate_sweep
+    from helm_optimizer.sweep.config import load_sweep_config, validate_sweep, with_timeout
 
     if executor not in ("local", "ray"):
         raise ConfigError(f"Unknown executor '{executor}'; use local or ray.")
     config = load_sweep_config(config_path)
     if output_dir is not None:
         config = config.model_copy(update={"output_dir": output_dir})
+    if timeout is not None:
+        config = with_timeout(config, timeout)
     log_path = setup_logging(config.output_dir / "logs", verbose=verbose)
     validate_sweep(config, source=config_path)
     from helm_optimizer.cli.progress import SweepProgress

@@ -111,7 +111,8 @@ def baseline_deployment(lm: dict[str, Any], *, max_sequence_length: int = 128_00
             "max_sequence_length": max_sequence_length,
             "client_spec": {"class_name": "helm_optimizer.plugin.clients.OpenAICompatibleClient",
                             "args": {"base_url": lm["api_base"], "api_key_env": lm.get("api_key_env"),
-                                     "openai_model_name": openai_name, "timeout": lm.get("timeout", 120.0)}},
+                                     "openai_model_name": openai_name, "timeout": lm.get("timeout", 120.0),
+                                     "max_retries": lm.get("num_retries", 5)}},
         }],
         models=[_metadata(model, model, f"{model} served at an OpenAI-compatible endpoint.")],
     )

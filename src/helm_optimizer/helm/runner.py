@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from helm_optimizer._io import damaged_sqlite_files, move_aside
 from helm_optimizer.errors import ConfigError, HelmOptimizerError, HelmRunError
 
-__all__ = ["BenchmarkResult", "BenchmarkRun", "quiet_stdout", "run_benchmark"]
+__all__ = ["BenchmarkResult", "BenchmarkRun", "quarantine_damaged_caches", "quiet_stdout", "run_benchmark"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,22 @@ def _read_run(path: Path, name: str) -> BenchmarkRun:
     except (OSError, ValueError) as exc:
         raise HelmRunError(f"HELM run {name} wrote no readable stats.json in {path}: {exc}") from exc
     return BenchmarkRun(name=name, path=path, stats=stats)
+
+
+def quarantine_damaged_caches(cache_dir: Path) -> list[Path]:
+    """Move HELM request-cache files under ``cache_dir`` that SQLite cannot read aside, with a warning each.
+
+    HELM opens one SQLite file per client and fails every request of a run in worker threads when
+    one is damaged (a copy cut short, a full disk). A damaged file is renamed, never deleted; HELM
+    starts a fresh one, and only the requests it held are asked again. Returns the new paths.
+    """
+    moved = []
+    for path, problem in damaged_sqlite_files(cache_dir, "*.sqlite"):
+        target = move_aside(path)
+        logger.warning("The HELM request cache %s is damaged (%s); moved it aside to %s and continuing with a "
+                       "fresh one (its requests are made again).", path, problem, target.name)
+        moved.append(target)
+    return moved
 
 
 def run_benchmark(
@@ -132,6 +149,8 @@ def run_benchmark(
         raise ConfigError("The run entries produced no run specs (all filtered out by models_to_run?).")
     for spec in specs:
         validate_run_spec_classes(spec)
+    if not disable_cache:
+        quarantine_damaged_caches(Path(local_path) / "cache")
 
     try:
         with quiet_stdout():

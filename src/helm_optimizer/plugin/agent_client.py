@@ -139,7 +139,8 @@ class AgentClient(CachingClient):  # type: ignore[misc]
                                  error_flags=ErrorFlags(is_retriable=False, is_fatal=True))
         inputs = request_to_inputs(request)
         lm_public = self.lm_config.public_dict()
-        lm_public.pop("api_base", None)  # where the model is served does not change its answers
+        for key in ("api_base", "timeout", "num_retries"):  # where and how patiently it is asked: same answers
+            lm_public.pop(key, None)
         raw_request = {"agent": agent_fp, "method": self.method, "lm": lm_public, "inputs": inputs}
 
         def do_it() -> dict[str, Any]:

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+import threading
+from types import SimpleNamespace
 from typing import Any
 
+import openai
+import tenacity
 from helm.clients.client import Client
 from helm.clients.openai_client import OpenAIClient
 from helm.common.cache import CacheConfig
@@ -13,9 +18,14 @@ from helm.common.request import ErrorFlags, GeneratedOutput, Request, RequestRes
 from helm.common.tokenization_request import TokenizationRequest
 from helm.tokenizers.tokenizer import Tokenizer
 
+from helm_optimizer.config import redact_url
+from helm_optimizer.errors import ModelError
 from helm_optimizer.ledger import UsageLedger
+from helm_optimizer.replies import UnusableReplyError, completion_problem, liveness_for
 
 __all__ = ["EmbeddedOpenAIClient", "OpenAICompatibleClient", "PromptOnlyClient"]
+
+logger = logging.getLogger(__name__)
 
 
 class OpenAICompatibleClient(OpenAIClient):  # type: ignore[misc]
@@ -42,6 +52,11 @@ class OpenAICompatibleClient(OpenAIClient):  # type: ignore[misc]
             kwargs["http_client"] = _counting_http_client(self.ledger)
         super().__init__(cache_config=cache_config, api_key=api_key or "not-needed", base_url=base_url,
                          openai_model_name=openai_model_name, timeout=timeout, max_retries=max_retries, **kwargs)
+        # Every reply is checked before HELM caches it; see _CheckedOpenAI.
+        self.liveness = liveness_for(base_url, openai_model_name or "", timeout=timeout)
+        self.checked = _CheckedOpenAI(self.client, self.liveness.endpoint)
+        self.client = self.checked  # type: ignore[assignment]  # HELM calls self.client.chat.completions.create
+        self.reply_retries = max_retries
         self.max_completions_per_request = max_completions_per_request
         self.tokenizer = tokenizer
         self.tokenizer_name = tokenizer_name
@@ -78,10 +93,14 @@ class OpenAICompatibleClient(OpenAIClient):  # type: ignore[misc]
         that is not valid UTF-8 or JSON is one failed instance, not a failed run.
         """
         try:
-            result: RequestResult = super().make_request(request)
+            result: RequestResult = self._answered(request)
+        except (UnusableReplyError, ModelError, _CallFailed) as exc:  # after the retries / stopped answering
+            return RequestResult(success=False, cached=False, completions=[], embedding=[], error=str(exc),
+                                 error_flags=ErrorFlags(is_retriable=False, is_fatal=False))
         except (UnicodeDecodeError, ValueError) as exc:
+            where = redact_url(str(self.client.base_url))
             return RequestResult(success=False, cached=False, completions=[], embedding=[],
-                                 error=f"Unreadable reply from {self.client.base_url}: {type(exc).__name__}: {exc}",
+                                 error=f"Unreadable reply from {where}: {type(exc).__name__}: {exc}",
                                  error_flags=ErrorFlags(is_retriable=False, is_fatal=False))
         if not result.success and result.error_flags is None:
             result = dataclasses.replace(result, error_flags=ErrorFlags(is_retriable=False, is_fatal=False))
@@ -89,11 +108,104 @@ class OpenAICompatibleClient(OpenAIClient):  # type: ignore[misc]
             result = dataclasses.replace(result, completions=[self._with_tokens(c) for c in result.completions])
         return result
 
+    def _answered(self, request: Request) -> RequestResult:
+        """HELM's request, tried again while the server answers HTTP 200 without a usable completion.
+
+        The call (all its attempts) also tells the endpoint's liveness how it ended; once the
+        endpoint stopped answering, the request fails at once with that verdict.
+        """
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.reply_retries + 1),
+            wait=tenacity.wait_exponential(multiplier=0.5, max=8),
+            retry=tenacity.retry_if_exception_type(UnusableReplyError), reraise=True, before_sleep=self._note_retry,
+        )
+        ticket = self.liveness.begin()
+        error: BaseException | None = None
+        try:
+            result: RequestResult = retrying(super().make_request, request)
+            error = self.checked.last_error()  # a transport failure HELM turned into a failed result
+            return result
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            self.liveness.end(ticket, error)
+
+    def _note_retry(self, state: tenacity.RetryCallState) -> None:
+        """One more attempt after a reply without usable content: counted in the run's ledger and logged."""
+        if self.ledger is not None:
+            self.ledger.add(retries=1)
+        exc = state.outcome.exception() if state.outcome is not None else None
+        logger.info("LM request failed (%s); retry %d", exc, state.attempt_number)
+
     def _with_tokens(self, completion: GeneratedOutput) -> GeneratedOutput:
         if completion.tokens or not completion.text or self.tokenizer is None or not self.tokenizer_name:
             return completion
         pieces = self.tokenizer.tokenize(TokenizationRequest(text=completion.text, tokenizer=self.tokenizer_name))
         return dataclasses.replace(completion, tokens=[Token(text=str(p), logprob=0.0) for p in pieces.raw_tokens])
+
+
+class _CallFailed(Exception):
+    """A completion call that failed after the SDK's own retries (timeout, refused connection, 5xx, 401...)."""
+
+
+class _CheckedCompletions:
+    """``client.chat.completions`` / ``client.completions`` whose replies must carry a completion.
+
+    HELM caches what ``create`` returns; an HTML page or ``choices: []`` raises
+    :class:`UnusableReplyError` here instead, so it is retried and never cached. The exception of
+    this thread's last ``create`` (None after a usable reply) is kept for the endpoint's liveness.
+    """
+
+    def __init__(self, inner: Any, endpoint: str, outcome: threading.local) -> None:
+        self._inner = inner
+        self._endpoint = endpoint
+        self._outcome = outcome
+
+    def create(self, **kwargs: Any) -> Any:
+        self._outcome.error = None
+        try:
+            reply = self._inner.create(**kwargs)
+        except (openai.APIConnectionError, openai.APIStatusError) as exc:
+            self._outcome.error = exc
+            if isinstance(exc, openai.BadRequestError):
+                raise  # HELM turns some of these (safety filters) into answers
+            # HELM would log the SDK's traceback for each; a failed request with one line is enough.
+            raise _CallFailed(f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}") from exc
+        except BaseException as exc:
+            self._outcome.error = exc
+            raise
+        if isinstance(reply, str | bytes):
+            text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+            problem: str | None = f"the reply is not JSON (it starts {text[:80]!r})"
+        else:
+            problem = completion_problem(reply.model_dump(mode="json") if hasattr(reply, "model_dump") else reply)
+        if problem:
+            error = UnusableReplyError(f"HTTP 200 without a usable answer from {self._endpoint}: {problem}")
+            self._outcome.error = error
+            raise error
+        return reply
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class _CheckedOpenAI:
+    """An ``openai.OpenAI`` client whose completion replies are checked (everything else passes through)."""
+
+    def __init__(self, client: Any, endpoint: str) -> None:
+        self._client = client
+        self._outcome = threading.local()
+        self.chat = SimpleNamespace(completions=_CheckedCompletions(client.chat.completions, endpoint, self._outcome))
+        self.completions = _CheckedCompletions(client.completions, endpoint, self._outcome)
+
+    def last_error(self) -> BaseException | None:
+        """The exception of this thread's last completion call, None after a usable reply."""
+        error: BaseException | None = getattr(self._outcome, "error", None)
+        return error
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
 
 
 def _counting_http_client(ledger: UsageLedger) -> Any:

@@ -15,9 +15,12 @@ Answers are deterministic:
   from a hash of the request, so DSPy's proposers receive distinct candidates.
 
 Faults are injected per attempt: with probability ``failure_rate`` an attempt is answered with
-HTTP 429, HTTP 500 or a hang (``failure_kinds``), but never more than ``max_failures_per_request``
-times for the same request body, so a client that retries always gets through and a faulty run
-ends with the same answers as a clean one. ``latency`` adds a fixed delay to every answer.
+one of ``failure_kinds`` -- HTTP 429, HTTP 500, a hang of ``hang_seconds``, or an HTTP 200 that
+carries no usable answer (``html``: a gateway's HTML page; ``no_choices``: ``choices: []``;
+``no_content``: a choice whose message has no content) -- but never more than
+``max_failures_per_request`` times for the same request body, so a client that retries always
+gets through and a faulty run ends with the same answers as a clean one (set it high, with
+``failure_rate`` 1, for a server that never gives a usable answer). ``latency`` adds a fixed delay to every answer.
 ``garbage_rate`` answers that share of structured (DSPy) prompts with text in no DSPy format, the
 same prompts every time, to exercise parse-failure handling. ``bad_output_rate`` answers that
 share of prompts (any prompt, the same ones every time) with one of ``bad_output_kinds``: an empty
@@ -44,7 +47,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["BAD_OUTPUT_KINDS", "FakeOpenAIServer", "FakeServerConfig", "main"]
+__all__ = ["BAD_OUTPUT_KINDS", "FAILURE_KINDS", "FakeOpenAIServer", "FakeServerConfig", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,15 +84,18 @@ class FakeServerConfig:
         unknown = set(self.bad_output_kinds) - set(BAD_OUTPUT_KINDS)
         if unknown:
             raise ValueError(f"unknown bad_output_kinds {sorted(unknown)}; use {', '.join(BAD_OUTPUT_KINDS)}")
-        unknown = set(self.failure_kinds) - {"429", "500", "timeout"}
+        unknown = set(self.failure_kinds) - set(FAILURE_KINDS)
         if unknown:
-            raise ValueError(f"unknown failure_kinds {sorted(unknown)}; use 429, 500, timeout")
+            raise ValueError(f"unknown failure_kinds {sorted(unknown)}; use {', '.join(FAILURE_KINDS)}")
 
 
+FAILURE_KINDS = ("429", "500", "timeout", "html", "no_choices", "no_content")
 BAD_OUTPUT_KINDS = ("empty", "overlong", "garbage", "surrogate", "invalid_utf8")
 # Placeholder swapped for raw non-UTF-8 bytes after JSON encoding (the body is then not UTF-8).
 _INVALID_UTF8_TOKEN = "@@HOPT-INVALID-UTF8@@"
 _SURROGATE = "\ud83d"  # half of a UTF-16 pair: JSON can carry it, UTF-8 cannot encode it
+# What a captive portal or a misrouted reverse proxy answers with a 200.
+_HTML_PAGE = "<!DOCTYPE html><html><head><title>Sign in</title></head><body><p>Please sign in.</p></body></html>"
 
 
 def _unit(*parts: object) -> float:
@@ -305,11 +311,15 @@ def _make_handler(brain: _Brain, stop_event: threading.Event) -> type[BaseHTTPRe
         def log_message(self, format: str, *args: Any) -> None:
             logger.debug("fake server: " + format, *args)
 
-        def _send(self, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> None:
-            data = json.dumps(payload).encode("utf-8")  # ensure_ascii: lone surrogates travel as escapes
-            data = data.replace(_INVALID_UTF8_TOKEN.encode("ascii"), b"\xff\xfe\xc3\x28")
+        def _send(self, status: int, payload: Any, headers: Mapping[str, str] | None = None,
+                  content_type: str = "application/json") -> None:
+            if isinstance(payload, str):
+                data = payload.encode("utf-8")
+            else:
+                data = json.dumps(payload).encode("utf-8")  # ensure_ascii: lone surrogates travel as escapes
+                data = data.replace(_INVALID_UTF8_TOKEN.encode("ascii"), b"\xff\xfe\xc3\x28")
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             for key, value in (headers or {}).items():
                 self.send_header(key, value)
@@ -357,6 +367,16 @@ def _make_handler(brain: _Brain, stop_event: threading.Event) -> type[BaseHTTPRe
             if fault == "timeout":
                 stop_event.wait(brain.config.hang_seconds)
                 self.close_connection = True
+                return
+            if fault == "html":
+                self._send(200, _HTML_PAGE, content_type="text/html; charset=utf-8")
+                return
+            if fault in ("no_choices", "no_content"):
+                choices = [] if fault == "no_choices" else [
+                    {"index": 0, "finish_reason": "stop", "message": {"role": "assistant"}, "logprobs": None}]
+                self._send(200, {"id": f"fake-{key[:12]}", "object": "chat.completion", "created": 1_700_000_000,
+                                 "model": body.get("model") or brain.config.model, "choices": choices,
+                                 "usage": {"prompt_tokens": 1, "completion_tokens": 0, "total_tokens": 1}})
                 return
             if brain.config.latency > 0:
                 stop_event.wait(brain.config.latency)
@@ -491,7 +511,8 @@ def main(argv: list[str] | None = None, *, ready: Callable[[FakeOpenAIServer], N
     parser.add_argument("--accuracy", type=float, default=1.0)
     parser.add_argument("--demo-accuracy", type=float, default=None)
     parser.add_argument("--failure-rate", type=float, default=0.0)
-    parser.add_argument("--failure-kinds", default="429,500,timeout", help="comma-separated: 429, 500, timeout")
+    parser.add_argument("--failure-kinds", default="429,500,timeout",
+                        help="comma-separated: " + ", ".join(FAILURE_KINDS))
     parser.add_argument("--max-failures-per-request", type=int, default=2)
     parser.add_argument("--hang-seconds", type=float, default=2.0)
     parser.add_argument("--garbage-rate", type=float, default=0.0)

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from helm_optimizer.config import LMConfig
 from helm_optimizer.errors import ConfigError
 
-__all__ = ["ModelSpec", "ScenarioSpec", "SweepConfig", "load_sweep_config", "validate_sweep"]
+__all__ = ["ModelSpec", "ScenarioSpec", "SweepConfig", "load_sweep_config", "validate_sweep", "with_timeout"]
 
 
 class ModelSpec(LMConfig):
@@ -239,6 +239,15 @@ def _known_keys(loc: tuple[Any, ...]) -> list[str]:
             break
         model = nested
     return list(model.model_fields)
+
+
+def with_timeout(config: SweepConfig, timeout: float) -> SweepConfig:
+    """``config`` with every model (and prompt model) waiting ``timeout`` seconds for each LM reply."""
+    models = [m.model_copy(update={
+        "timeout": timeout,
+        "prompt_model": m.prompt_model.model_copy(update={"timeout": timeout}) if m.prompt_model else None,
+    }) for m in config.models]
+    return config.model_copy(update={"models": models})
 
 
 def validate_sweep(config: SweepConfig, *, source: Path | None = None) -> list[str]:
