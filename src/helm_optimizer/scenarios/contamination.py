@@ -40,6 +40,8 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
+from typing import Any
 
 from helm_optimizer.scenarios.overlap import normalize_text
 
@@ -57,6 +59,7 @@ __all__ = [
     "find_duplicates",
     "find_quoted",
     "near_duplicate_groups",
+    "question_of",
 ]
 
 KINDS = ("exact", "normalized", "stem+answer", "stem+options", "stem n-gram")
@@ -68,6 +71,7 @@ OPTION_OVERLAP = 0.75
 _SHINGLE = 3  # candidate generation: pairs sharing word 3-grams
 _PREFILTER = 0.5
 _MAX_EXAMPLES = 5
+_DIGIT = re.compile(r"\d")
 _OPTION_LETTER = re.compile(r"^\s*\(?[A-Za-z1-9]\s*[).:]\s+")
 
 
@@ -79,6 +83,15 @@ class Question:
     options: tuple[str, ...] = ()
     answers: tuple[str, ...] = ()
     id: str = ""
+
+
+def question_of(instance: Any, *, multiple_choice: bool) -> Question:
+    """A HELM instance as a question: its input text, its references as options (multiple choice only)."""
+    references = list(getattr(instance, "references", []) or [])
+    texts = tuple(str(ref.output.text) for ref in references)
+    answers = tuple(str(ref.output.text) for ref in references if ref.is_correct)
+    return Question(stem=str(instance.input.text or ""), options=texts if multiple_choice else (),
+                    answers=answers, id=str(instance.id))
 
 
 @dataclass(frozen=True)
@@ -171,7 +184,7 @@ def _prepare(question: Question) -> _Prepared:
 
 
 def _is_number(word: str) -> bool:
-    return any(ch.isdigit() for ch in word)
+    return _DIGIT.search(word) is not None
 
 
 def _template_variants(a: _Prepared, b: _Prepared) -> bool:
@@ -236,9 +249,7 @@ class _Index:
 
     def candidates(self, item: _Prepared) -> set[int]:
         found = set(self.by_stem.get(item.norm_stem, ()))
-        hits: Counter[int] = Counter()
-        for shingle in item.shingles:
-            hits.update(self.postings.get(shingle, ()))
+        hits = Counter(chain.from_iterable(self.postings.get(s, ()) for s in item.shingles))
         for j, shared in hits.items():
             smaller = min(len(item.shingles), len(self.items[j].shingles)) or 1
             if shared >= _PREFILTER * smaller:
@@ -323,9 +334,7 @@ def find_quoted(texts: Sequence[str], test: Sequence[Question]) -> list[TextMatc
     for i, text in enumerate(texts):
         norm = normalize_text(text)
         grams = _grams(norm.split(), NGRAM)
-        hits: Counter[int] = Counter()
-        for gram in grams:
-            hits.update(postings.get(gram, ()))
+        hits = Counter(chain.from_iterable(postings.get(g, ()) for g in grams))
         stems = {j for j, shared in hits.items() if shared >= NGRAM_CONTAINMENT * len(prepared[j].ngrams)}
         stems |= {j for j in short if _contains_phrase(norm, prepared[j].norm_stem) and prepared[j].options}
         numbers = Counter(w for w in norm.split() if _is_number(w))
