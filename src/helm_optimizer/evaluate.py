@@ -65,6 +65,15 @@ class EvaluationRequest:
     num_threads: int = 4
     helm_deployment: str | None = None
     metric: str | None = None
+    # -- issue 13: provenance, contamination, decoding, optimizer seeds --------------------------------
+    on_overlap: str = "refuse"
+    """What to do with an agent whose demos or instructions quote a test question: refuse or drop them."""
+    optimizer_seeds: tuple[int, ...] | None = None
+    """Optimizer seeds of a multi-seed sweep: one agent per seed (``<optimizer>.seed<s>.json``)."""
+    allow_model_mismatch: bool = False
+    """Evaluate even when ``helm_deployment`` serves another model than ``lm.model`` (recorded, flagged)."""
+    cache_dir: Path | None = None
+    """Instance cache (default: the package's cache root)."""
 
     @property
     def helm_output(self) -> Path:
@@ -79,31 +88,33 @@ class EvaluationRequest:
         return self.output_dir / "agents"
 
 
-def _agent_folds(req: EvaluationRequest, scenario: str, method: str) -> list[tuple[int | None, Path, dict[str, Any]]]:
+def _agent_folds(req: EvaluationRequest, scenario: str, method: str,
+                 opt_seed: int | None = None) -> list[tuple[int | None, Path, dict[str, Any]]]:
     """The agent files of ``method`` with their metadata: one, or one per cross-fitting fold.
 
     Folds, seed and evaluation limit come from the agents' own metadata; an evaluation asking for
     another seed or limit than the agents were optimized under is refused (it would score
-    instances the agents were optimized on).
+    instances the agents were optimized on). ``opt_seed`` picks the agents of one optimizer seed.
     """
     from helm_optimizer.agents.store import read_meta
 
-    single = agent_path(req.agents_dir, scenario, req.lm.model, method)
-    first_fold = agent_path(req.agents_dir, scenario, req.lm.model, method, 0)
+    single = agent_path(req.agents_dir, scenario, req.lm.model, method, None, opt_seed)
+    first_fold = agent_path(req.agents_dir, scenario, req.lm.model, method, 0, opt_seed)
     candidates: list[tuple[int | None, Path]]
     if single.is_file():
         candidates = [(None, single)]
     elif first_fold.is_file():
         meta0 = read_meta(first_fold) or {}
         n = int(meta0.get("num_folds") or 2)
-        candidates = [(k, agent_path(req.agents_dir, scenario, req.lm.model, method, k)) for k in range(n)]
+        candidates = [(k, agent_path(req.agents_dir, scenario, req.lm.model, method, k, opt_seed)) for k in range(n)]
         missing = [str(path) for _, path in candidates if not path.is_file()]
         if missing:
             raise ConfigError(f"The {method} agents of '{scenario}' for {req.lm.model} are cross-fitted in {n} folds "
                               f"but {missing[0]} is missing; run `helm-optimizer optimize` again to write it.")
     else:
+        seed_note = f" for optimizer seed {opt_seed}" if opt_seed is not None else ""
         raise ConfigError(
-            f"No {method} agent for scenario '{scenario}' and model {req.lm.model} in {req.agents_dir}; "
+            f"No {method} agent{seed_note} for scenario '{scenario}' and model {req.lm.model} in {req.agents_dir}; "
             "run `helm-optimizer optimize` first (or drop the method)."
         )
     out: list[tuple[int | None, Path, dict[str, Any]]] = []
@@ -201,12 +212,20 @@ def _baseline_deployment(req: EvaluationRequest) -> str:
         if req.lm.api_base:
             register(baseline_deployment(req.lm.public_dict()))
     try:
-        get_model_deployment(name)
+        deployment = get_model_deployment(name)
     except ModelDeploymentNotFoundError:
         raise ConfigError(
             f"HELM has no deployment named '{name}' for the baseline of {req.lm.model}; set api_base (an "
             "OpenAI-compatible endpoint) or helm_deployment (a HELM deployment name)."
         ) from None
+    served = deployment.model_name or name
+    if req.helm_deployment and served != req.lm.model:
+        message = (f"The baseline deployment '{name}' serves {served} but the DSPy methods call {req.lm.model}, so "
+                   "'Δ vs baseline' would compare two models")
+        if not req.allow_model_mismatch:
+            raise ConfigError(f"{message}; set helm_deployment to a deployment of {req.lm.model} (or model to "
+                              f"{served}), or allow_model_mismatch: true to compare them anyway.")
+        logger.warning("%s (allow_model_mismatch is set).", message)
     return name
 
 
@@ -272,27 +291,33 @@ def evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, An
     lm_public = req.lm.public_dict()
     prices = prices_for(req.lm)
     records: list[dict[str, Any]] = []
+    checks: dict[str, Any] = {}  # issue 13: the test split (loaded once) and each agent's checks
     for method in req.methods:
-        runs: list[tuple[int | None, int, str, Path | None]]  # fold, num_folds, deployment, agent file
+        runs: list[tuple[int | None, int, str, Path | None, int | None]]  # fold, folds, deployment, agent, opt seed
         if method == METHOD_BASELINE:
-            runs = [(None, 1, _baseline_deployment(req), None)]
+            runs = [(None, 1, _baseline_deployment(req), None, None)]
         elif method in ZERO_SHOT_METHODS:
             register(agent_deployments(lm_public, [method], agents_dir=None))
-            runs = [(None, 1, deployment_name(req.lm.model, method), None)]
+            runs = [(None, 1, deployment_name(req.lm.model, method), None, None)]
         else:
-            agents = _agent_folds(req, task.key, method)
             runs = []
-            for fold, path, _meta in agents:
-                register(agent_file_deployment(lm_public, method, scenario=task.key, fold=fold, agent_file=path))
-                runs.append((fold, len(agents) if fold is not None else 1,
-                             agent_deployment_name(req.lm.model, method, task.key, fold), path))
-        for fold, num_folds, deployment, agent_file in runs:
-            target = record_path(req.output_dir, task.key, req.lm.model, method, fold)
+            for opt_seed in req.optimizer_seeds or (None,):
+                agents = _agent_folds(req, task.key, method, opt_seed)
+                for fold, path, meta in agents:
+                    checked = _checked_agent(req, task, method, fold, opt_seed, path, meta, len(agents), checks)
+                    register(agent_file_deployment(lm_public, method, scenario=task.key, fold=fold, agent_file=checked,
+                                                   seed=opt_seed))
+                    runs.append((fold, len(agents) if fold is not None else 1,
+                                 agent_deployment_name(req.lm.model, method, task.key, fold, opt_seed), checked,
+                                 opt_seed))
+        for fold, num_folds, deployment, agent_file, opt_seed in runs:
+            target = record_path(req.output_dir, task.key, req.lm.model, method, fold, opt_seed)
             agent_fp = fingerprint(agent_file.read_text(encoding="utf-8")) if agent_file else None
             spec_id = fingerprint({"scenario": req.scenario, "lm": {k: v for k, v in lm_public.items()
                                                                     if k not in ("api_base", "timeout")},
                                    "method": method, "fold": fold, "seed": req.seed, "eval_limit": req.eval_limit,
-                                   "deployment": req.helm_deployment, "agent": agent_fp})
+                                   "deployment": req.helm_deployment, "agent": agent_fp,
+                                   **({"optimizer_seed": opt_seed} if opt_seed is not None else {})})
             if target.is_file() and not force:
                 try:
                     existing = read_json(target)
@@ -342,11 +367,77 @@ def evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, An
                 **usage, "retries": retries.count, "wall_time_s": round(wall, 3), **counts,
                 "optimization": _optimization_usage(agent_file),
                 "spec_fingerprint": spec_id,
+                # -- issue 13: decoding budgets, optimizer seed, provenance and contamination -------------
+                "optimizer_seed": opt_seed,
+                "decoding": _decoding(method, spec, req, deployment),
+                "mean_completion_tokens": _mean_completion_tokens(method, usage, run),
+                **checks.get(str(agent_file), {}),
             }
             write_json_atomic(target, record)
             records.append(record)
             emit({"stage": "evaluated", "method": method, "fold": fold, "mean": record["mean"]})
     return records
+
+
+# -- issue 13: provenance, contamination and decoding of each evaluation ---------------------------------
+def _checked_agent(req: EvaluationRequest, task: Any, method: str, fold: int | None, opt_seed: int | None,
+                   path: Path, meta: dict[str, Any], num_folds: int, checks: dict[str, Any]) -> Path:
+    """Check one agent against the instances its run scores; return the file to evaluate.
+
+    Refuses (one-line error) an agent optimized on any of those instances, and an agent whose demos
+    or instructions quote a test question unless ``on_overlap`` is ``drop``: the quoting parts are
+    then removed in a copy under ``OUTPUT_DIR/agents-checked/``, which is what gets evaluated.
+    """
+    from helm_optimizer.agents.program import detect_program_kind, make_program, read_agent_json
+    from helm_optimizer.scenarios.dataset import default_cache_root
+    from helm_optimizer.scenarios.provenance import check_agent_state, check_provenance, load_test_split
+
+    if "split" not in checks:
+        checks["split"] = load_test_split(task, req.cache_dir or default_cache_root())
+    split = checks["split"]
+    evaluated = split.evaluated(seed=req.seed, eval_limit=req.eval_limit,
+                                num_folds=num_folds if fold is not None else 1, fold=fold)
+    provenance = check_provenance(meta, agent=path, evaluated=evaluated, split=split, model=req.lm.model)
+    # Demos may quote any test question of a scenario optimized outside its test split; a cross-fitted
+    # agent's demos come from the other folds by design, so its own fold is what they must not quote.
+    questions = split.questions_of(evaluated) if fold is not None else list(split.questions)
+    state = read_agent_json(path)
+    default = make_program(detect_program_kind(state)).predictors()[0].signature.instructions
+    found = check_agent_state(state, questions, on_overlap=req.on_overlap, default_instruction=default,
+                              where=f"The {method} agent {path}")
+    target = path
+    if found.cleaned is not None:
+        target = req.output_dir / "agents-checked" / path.relative_to(req.agents_dir)
+        write_json_atomic(target, found.cleaned)
+        provenance["problems"].append(
+            f"{found.quoting_demos} demo(s) and {found.quoting_instructions} instruction(s) quoting test questions "
+            "were dropped before evaluation")
+    checks[str(target)] = {"provenance": provenance, "contamination": {
+        "agent": found.as_dict(), "at_optimization": (meta.get("contamination") or {}) or None}}
+    return target
+
+
+def _decoding(method: str, spec: Any, req: EvaluationRequest, deployment: str) -> dict[str, Any]:
+    """What the method decoded under: HELM's adapter settings for the baseline, the LM config for DSPy."""
+    if method == METHOD_BASELINE:
+        from helm.benchmark.model_deployment_registry import get_model_deployment
+
+        adapter = spec.adapter_spec
+        return {"source": "HELM adapter", "max_tokens": adapter.max_tokens, "temperature": adapter.temperature,
+                "stop": list(adapter.stop_sequences), "deployment": deployment,
+                "model": get_model_deployment(deployment).model_name or deployment}
+    from helm_optimizer.lm import dspy_decoding
+
+    return {**dspy_decoding(req.lm), "deployment": deployment, "model": req.lm.model}
+
+
+def _mean_completion_tokens(method: str, usage: dict[str, Any], run: Any) -> float | None:
+    """Mean completion tokens per LM call (HELM's num_output_tokens for the baseline); None if all cached."""
+    if method == METHOD_BASELINE:
+        stat = run.stat("num_output_tokens")
+        return None if stat is None else round(float(stat.get("mean", 0.0)), 3)
+    calls = int(usage.get("lm_calls") or 0)
+    return round(int(usage.get("completion_tokens") or 0) / calls, 3) if calls else None
 
 
 def _official(task: Any, run: Any) -> dict[str, Any] | None:

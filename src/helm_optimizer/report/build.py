@@ -9,6 +9,7 @@ from pathlib import Path
 
 from helm_optimizer._io import write_bytes_atomic, write_text_atomic
 from helm_optimizer.errors import DataError
+from helm_optimizer.report.details import collect_details
 from helm_optimizer.report.plots import render_figures
 from helm_optimizer.report.records import load_records, load_results
 from helm_optimizer.report.render import render_csv, render_html, render_json, render_markdown
@@ -64,7 +65,7 @@ def build_report(
     target = output_dir / "report" if out_dir is None else Path(out_dir)
     records = load_records(output_dir)
     results = load_results(records)
-    table = build_table(results, seed=seed, resamples=resamples)
+    table = build_table(results, seed=seed, resamples=resamples, details=collect_details(results))
     figures = render_figures(table)
     paths = ReportPaths(
         directory=target,
@@ -105,7 +106,8 @@ def summarize_for_console(rows: Sequence[ReportRow]) -> list[dict[str, str]]:
     """A compact, pre-formatted view of the rows (one dict per row, same keys in every dict)."""
     summary: list[dict[str, str]] = []
     for row in rows:
-        p = "" if row.p_value is None else ("<0.001" if row.p_value < 0.001 else f"{row.p_value:.3f}")
+        p = "" if row.p_value_adjusted is None else (
+            "<0.001" if row.p_value_adjusted < 0.001 else f"{row.p_value_adjusted:.3f}")
         summary.append(
             {
                 "scenario": row.scenario,
@@ -116,7 +118,7 @@ def summarize_for_console(rows: Sequence[ReportRow]) -> list[dict[str, str]]:
                 "mean": _fmt(row.mean),
                 "95% CI": f"[{row.ci_low:.3f}, {row.ci_high:.3f}]",
                 "delta": _fmt(row.delta, signed=True),
-                "p": p,
+                "p (Holm)": p,
                 "sig": "" if row.significant is None else ("*" if row.significant else ""),
                 "check": "ok" if not row.warnings else "WARNING",
             }

@@ -4,7 +4,8 @@ Example (YAML)::
 
     output_dir: sweep-output
     suite: my-sweep
-    seed: 0
+    seed: 0                           # the evaluated instances and folds
+    seeds: [0, 1, 2]                  # optimizer seeds (optional): each cell optimized once per seed
     data_dir: ../shared/data          # local copies of the benchmark files (optional)
     scenarios: [head_qa, medbullets]  # HELM run entries (or {entry: ..., on_overlap: drop})
     optimizers: [BootstrapFewShotWithRandomSearch, MIPROv2]
@@ -45,6 +46,8 @@ class ModelSpec(LMConfig):
     prompt_model: LMConfig | None = None
     helm_deployment: str | None = Field(
         default=None, description="HELM deployment for the baseline (default: the model at api_base)")
+    allow_model_mismatch: bool = Field(
+        default=False, description="evaluate even when helm_deployment serves another model than model")
 
     @field_validator("api_key")
     @classmethod
@@ -55,7 +58,8 @@ class ModelSpec(LMConfig):
         return value
 
     def lm(self) -> LMConfig:
-        return LMConfig.model_validate(self.model_dump(exclude={"prompt_model", "helm_deployment"}))
+        return LMConfig.model_validate(self.model_dump(exclude={"prompt_model", "helm_deployment",
+                                                                "allow_model_mismatch"}))
 
 
 class ScenarioSpec(BaseModel):
@@ -77,6 +81,9 @@ class SweepConfig(BaseModel):
     output_dir: Path = Path("sweep-output")
     suite: str = Field(default="helm-optimizer", pattern=r"^[A-Za-z0-9_.\-]+$")
     seed: int = 0
+    seeds: list[int] | None = Field(
+        default=None, min_length=1, description="optimizer seeds: each cell is optimized once per seed on the "
+        "same evaluation instances (chosen by seed); the report shows the spread over seeds")
     data_dir: Path | None = None
     plugins: list[str] = Field(default_factory=list)
     program: Literal["predict", "cot"] = "cot"
@@ -102,10 +109,10 @@ class SweepConfig(BaseModel):
             return [{"entry": v} if isinstance(v, str) else v for v in value]
         return value
 
-    @field_validator("optimizers", "methods")
+    @field_validator("optimizers", "methods", "seeds")
     @classmethod
-    def _no_duplicates(cls, value: list[str]) -> list[str]:
-        if len(set(value)) != len(value):
+    def _no_duplicates(cls, value: Any) -> Any:
+        if value is not None and len(set(value)) != len(value):
             raise ValueError("lists a name twice")
         return value
 
