@@ -75,8 +75,8 @@ def order_probability(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64],
 
 
 def _matrix(scores: Scores, ids: Sequence[str]) -> npt.NDArray[np.float64]:
-    return np.array([[per[i] for i in ids] for _, per in sorted(scores.items(), key=lambda kv: -1 if kv[0] is None else kv[0])],
-                    dtype=np.float64)
+    ordered = sorted(scores.items(), key=lambda kv: -1 if kv[0] is None else kv[0])
+    return np.array([[per[i] for i in ids] for _, per in ordered], dtype=np.float64)
 
 
 def _common(scores: Scores) -> set[str]:

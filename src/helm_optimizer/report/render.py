@@ -234,11 +234,8 @@ def header_notes(table: ReportTable) -> list[str]:
     if any(r.num_seeds > 1 for r in table.rows):
         notes.append("Rows with several optimizer seeds show the mean over seeds; their interval and test come "
                      "from a two-level bootstrap over seeds and instances, so they include optimizer variance.")
-    models = {(r.scenario, r.method): set() for r in table.rows}
-    for r in table.rows:
-        if r.decoding and r.decoding.get("model") not in (None, r.model):
-            models[(r.scenario, r.method)].add(str(r.decoding.get("model")))
-    mismatched = sorted({m for found in models.values() for m in found})
+    mismatched = sorted({str(r.decoding.get("model")) for r in table.rows
+                         if r.decoding and r.decoding.get("model") not in (None, r.model)})
     if mismatched:
         notes.append("WARNING: some baselines ran on another model than the DSPy methods (" + ", ".join(mismatched)
                      + "); their Δ compares two models.")

@@ -38,10 +38,10 @@ __all__ = [
     "STRATEGY_OFFICIAL",
     "STRATEGY_SCENARIO",
     "ScenarioDataset",
-    "scenario_instances",
     "default_cache_root",
     "is_multiple_choice",
     "load_dataset",
+    "scenario_instances",
     "test_split_fingerprint",
 ]
 

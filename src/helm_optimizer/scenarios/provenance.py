@@ -32,7 +32,7 @@ from helm_optimizer.scenarios.dataset import is_multiple_choice, scenario_instan
 
 __all__ = [
     "AgentContamination",
-    "TestSplit",
+    "EvaluatedSplit",
     "check_agent_state",
     "check_provenance",
     "load_test_split",
@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class TestSplit:
+class EvaluatedSplit:
     """A scenario's whole test split: ids, questions, fold groups and fingerprint."""
 
     ids: tuple[str, ...]
@@ -61,12 +61,12 @@ class TestSplit:
         return [q for q in self.questions if q.id in wanted]
 
 
-def load_test_split(task: Any, cache_root: Path) -> TestSplit:
+def load_test_split(task: Any, cache_root: Path) -> EvaluatedSplit:
     """The test split of a HELM task (from the local instance cache when current)."""
     test = [i for i in scenario_instances(task, cache_root) if i.split == task.main_split]
     multiple_choice = is_multiple_choice(task)
     rule = task.profile.fold_group if task.profile is not None else None
-    return TestSplit(ids=tuple(str(i.id) for i in test),
+    return EvaluatedSplit(ids=tuple(str(i.id) for i in test),
                      questions=tuple(question_of(i, multiple_choice=multiple_choice) for i in test),
                      groups=instance_groups(test, rule), fingerprint=test_split_fingerprint(test))
 
@@ -84,7 +84,7 @@ def optimized_on(dataset: Any, *, seed: int, optimizer_seed: int, eval_limit: in
     }
 
 
-def check_provenance(meta: Mapping[str, Any] | None, *, agent: Path, evaluated: Sequence[str], split: TestSplit,
+def check_provenance(meta: Mapping[str, Any] | None, *, agent: Path, evaluated: Sequence[str], split: EvaluatedSplit,
                      model: str) -> dict[str, Any]:
     """Refuse an evaluation scoring instances the agent was optimized on; describe the rest.
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from helm_optimizer._env import prepare_offline_environment
 from helm_optimizer.errors import DataError
+from helm_optimizer.scenarios.contamination import ContaminationReport, Question, find_duplicates, question_of
 from helm_optimizer.scenarios.medical._files import find_data_file, read_csv_records, resolve_data_dir
 from helm_optimizer.scenarios.medical._helm import helm_definition_path
 from helm_optimizer.scenarios.medical._optimization import OptimizationData
-from helm_optimizer.scenarios.contamination import ContaminationReport, Question, find_duplicates, question_of
 from helm_optimizer.scenarios.overlap import OverlapReport, find_overlap
 
 prepare_offline_environment()
