@@ -101,8 +101,15 @@ def test_imported_agents_are_checked(sweep_server: Any, tmp_path: Path) -> None:
     state = json.loads(target.read_text())
     state["predict"]["demos"].append({"augmented": True, "inputs": inputs, "reasoning": "r", "output": output})
     target.write_text(json.dumps(state))
+    from typer.testing import CliRunner
+
+    from helm_optimizer.cli.main import app
+
+    shown = CliRunner().invoke(app, ["agents", "show", str(target), "--scenario", "head_qa", "--data-dir",
+                                     str(DEMO_DATA)])
+    assert shown.exit_code == 0 and "1 of 3 demos and 0 of 1" in " ".join(shown.output.split())
     request = _request(sweep_server, out, "head_qa", DEMO_DATA, ("LabeledFewShot",), eval_limit=6)
-    with pytest.raises(LeakageError, match="1 of its 3 demos .* quote a test question"):
+    with pytest.raises(LeakageError, match=r"1 of its 3 demos .* quote a test question"):
         evaluate_methods(request)
     dropped = evaluate_methods(_request(sweep_server, out, "head_qa", DEMO_DATA, ("LabeledFewShot",),
                                         eval_limit=6, on_overlap="drop"))[0]

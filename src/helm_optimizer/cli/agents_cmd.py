@@ -42,8 +42,19 @@ def list_agents(
 
 
 @app.command("show")
-def show(path: Annotated[Path, typer.Argument(help="An agent JSON file.")]) -> None:
-    """Show an agent's instruction, demos, scores and provenance (ours or the reference tool's)."""
+def show(
+    path: Annotated[Path, typer.Argument(help="An agent JSON file.")],
+    scenario: Annotated[str | None, typer.Option("--scenario", help="Run entry whose test split the demos and "
+                                                 "instructions are checked against (default: from the agent's "
+                                                 "metadata).")] = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Local copies of the benchmark files "
+                                                  "(default: from the agent's metadata).")] = None,
+) -> None:
+    """Show an agent's instruction, demos, scores and provenance (ours or the reference tool's).
+
+    With a known scenario (``--scenario`` or the agent's metadata) its demos and instructions are
+    checked for test questions they quote.
+    """
     from helm_optimizer.agents.program import read_agent_json
     from helm_optimizer.agents.store import load_agent, read_meta
 
@@ -69,12 +80,41 @@ def show(path: Annotated[Path, typer.Argument(help="An agent JSON file.")]) -> N
     if meta:
         console.print("[bold]provenance[/bold]")
         keep = {k: meta.get(k) for k in ("scenario", "run_entry", "model", "optimizer", "fold", "num_folds", "seed",
+                                         "optimizer_seed",
                                          "scores", "usage", "wall_time_s", "versions", "created_at")}
         keep["data"] = {k: (meta.get("data") or {}).get(k) for k in ("strategy", "train_size", "val_size",
                                                                        "fingerprint", "provenance")}
+        source = meta.get("optimized_on") or {}
+        if source:
+            keep["optimized_on"] = {**{k: v for k, v in source.items() if k != "ids"},
+                                    "ids": len(source.get("ids") or [])}
+        keep["contamination"] = meta.get("contamination")
         console.print_json(json.dumps(keep, default=str))
     else:
         console.print("no metadata file (an agent written by another tool)", highlight=False)
+    entry = scenario or (meta or {}).get("run_entry")
+    if entry:
+        _show_contamination(data, meta, str(entry), data_dir or ((meta or {}).get("config") or {}).get("data_dir"))
+
+
+def _show_contamination(state: dict[str, object], meta: dict[str, object] | None, entry: str,
+                        data_dir: object) -> None:
+    """Count the demos and instructions quoting a test question of ``entry`` (printed, never fatal)."""
+    from helm_optimizer.errors import HelmOptimizerError
+    from helm_optimizer.helm.task import build_task
+    from helm_optimizer.scenarios.dataset import default_cache_root
+    from helm_optimizer.scenarios.provenance import agent_questions, check_agent_state, load_test_split
+
+    try:
+        split = load_test_split(build_task(entry, data_dir=str(data_dir) if data_dir else None), default_cache_root())
+    except HelmOptimizerError as exc:
+        console.print(f"contamination: not checked ({exc})", highlight=False)
+        return
+    questions, what = agent_questions(meta, split)
+    found = check_agent_state(state, questions, on_overlap="count", default_instruction="", where="")
+    console.print(f"[bold]contamination[/bold] against {what} of {entry}: {found.quoting_demos} of "
+                  f"{found.demos} demos and {found.quoting_instructions} of {found.instructions} instructions "
+                  "quote a test question", highlight=False)
 
 
 def _score(value: float | None) -> str:

@@ -33,6 +33,7 @@ from helm_optimizer.scenarios.dataset import is_multiple_choice, scenario_instan
 __all__ = [
     "AgentContamination",
     "EvaluatedSplit",
+    "agent_questions",
     "check_agent_state",
     "check_provenance",
     "load_test_split",
@@ -166,7 +167,11 @@ def _demo_text(demo: Any) -> str:
 
 def check_agent_state(state: Mapping[str, Any], questions: Sequence[Question], *, on_overlap: str,
                       default_instruction: str, where: str) -> AgentContamination:
-    """Check an agent's demos and instructions against ``questions``; refuse or drop what quotes one."""
+    """Check an agent's demos and instructions against ``questions``; refuse or drop what quotes one.
+
+    ``on_overlap``: ``refuse`` (a :class:`LeakageError`), ``drop`` (``cleaned`` holds the agent without
+    the quoting parts) or ``count`` (only count them).
+    """
     cleaned = copy.deepcopy(dict(state))
     predictors = list(_predictor_states(cleaned))
     demos = [(p, i, _demo_text(d)) for p in predictors for i, d in enumerate(p["demos"])]
@@ -181,6 +186,8 @@ def check_agent_state(state: Mapping[str, Any], questions: Sequence[Question], *
         return result
     what = (f"{result.quoting_demos} of its {result.demos} demos and {result.quoting_instructions} of its "
             f"{result.instructions} instructions quote a test question")
+    if on_overlap == "count":  # only report (``agents show``)
+        return result
     if on_overlap == "refuse":
         raise LeakageError(f"{where}: {what} (e.g. {result.examples[0].splitlines()[0][:80]!r}); pass --on-overlap "
                            "drop to remove them, or use an agent optimized on other data.")
@@ -193,3 +200,18 @@ def check_agent_state(state: Mapping[str, Any], questions: Sequence[Question], *
     result.dropped = True
     result.cleaned = cleaned
     return result
+
+
+def agent_questions(meta: Mapping[str, Any] | None, split: EvaluatedSplit) -> tuple[list[Question], str]:
+    """The test questions an agent's text must not quote, and what they are.
+
+    A cross-fitted agent (its metadata names its fold, seed and limit) is checked against its own
+    fold, whose instances it is evaluated on; any other agent against the whole test split.
+    """
+    source = (meta or {}).get("optimized_on") or {}
+    fold = source.get("fold") if isinstance(source, Mapping) else None
+    if fold is not None:
+        ids = split.evaluated(seed=int(source.get("seed") or 0), eval_limit=source.get("eval_limit"),
+                              num_folds=int(source.get("num_folds") or 2), fold=int(fold))
+        return split.questions_of(ids), f"the {len(ids)} test questions of fold {fold}"
+    return list(split.questions), f"the {len(split.questions)} test questions"

@@ -248,6 +248,28 @@ def _known_keys(loc: tuple[Any, ...]) -> list[str]:
     return list(model.model_fields)
 
 
+def _check_baseline_models(config: SweepConfig, where: str) -> None:
+    """A baseline deployment serving another model than the DSPy methods call is refused (unless allowed).
+
+    Deployments HELM does not know yet (defined in the run's own prod_env) are checked at evaluation.
+    """
+    from helm.benchmark.model_deployment_registry import ModelDeploymentNotFoundError, get_model_deployment
+
+    for spec in config.models:
+        if not spec.helm_deployment or spec.allow_model_mismatch:
+            continue
+        try:
+            served = get_model_deployment(spec.helm_deployment).model_name or spec.helm_deployment
+        except ModelDeploymentNotFoundError:
+            continue
+        if served != spec.model:
+            raise ConfigError(
+                f"{where}models ({spec.model}): helm_deployment '{spec.helm_deployment}' serves {served}, so the "
+                f"baseline and the DSPy methods would run on different models; use a deployment of {spec.model} "
+                f"(or set model to {served}), or allow_model_mismatch: true to compare them anyway."
+            )
+
+
 def validate_sweep(config: SweepConfig, *, source: Path | None = None) -> list[str]:
     """Resolve every name and key of the sweep before any LM call; returns notes for the user."""
     from helm_optimizer.helm.loading import get_run_spec_function, prepare_helm
@@ -287,6 +309,7 @@ def validate_sweep(config: SweepConfig, *, source: Path | None = None) -> list[s
         prepare_helm(plugins=tuple(config.plugins))
     except Exception as exc:
         raise ConfigError(f"{where}plugins: {exc}") from None
+    _check_baseline_models(config, where)
     for scenario in config.scenarios:
         try:
             name, _ = parse_run_entry(scenario.entry)
