@@ -191,7 +191,7 @@ def agents_dir_deployments(agents_dir: Path) -> DeploymentSet:
         out.extend(agent_deployments(entry["lm"], entry["methods"], agents_dir=root))
         for info in entry["agents"]:
             out.extend(agent_file_deployment(entry["lm"], info.optimizer, scenario=info.scenario, fold=info.fold,
-                                             agent_file=info.path))
+                                             agent_file=info.path, seed=info.seed))
     return out
 
 

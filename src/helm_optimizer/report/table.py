@@ -20,12 +20,19 @@ import math
 import zlib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from helm_optimizer.report.format import FormatStats
+from helm_optimizer.report.columns import (
+    ReportDetails,
+    clustered,
+    decoding_of,
+    format_figures,
+    provenance_problems,
+    usages,
+)
 from helm_optimizer.report.ranks import PairStability, mark_flips, rank_stability
-from helm_optimizer.report.records import MethodResult, Usage
+from helm_optimizer.report.records import MethodResult
 from helm_optimizer.report.seeds import SeedSummary, seed_summary
 from helm_optimizer.report.stats import (
     DEFAULT_RESAMPLES,
@@ -141,16 +148,6 @@ class ModelRanking:
 
 
 @dataclass(frozen=True)
-class ReportDetails:
-    """What the table needs from HELM's per-instance outputs (read by :mod:`helm_optimizer.report.build`)."""
-
-    formats: Mapping[tuple[str, str, str, int | None], FormatStats] = field(default_factory=dict)
-    """(scenario, model, method, optimizer seed) -> format figures over all folds."""
-    groups: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
-    """scenario -> instance id -> group number (instances of one group are resampled together)."""
-
-
-@dataclass(frozen=True)
 class ReportTable:
     rows: tuple[ReportRow, ...]
     rankings: tuple[ModelRanking, ...]
@@ -182,16 +179,6 @@ def _row_seed(seed: int, *parts: str) -> int:
     return (seed * 1_000_003 + zlib.crc32("\x1f".join(parts).encode("utf-8"))) % 2**63
 
 
-def _sum_usage(usages: Sequence[Usage | None]) -> Usage | None:
-    present = [u for u in usages if u is not None]
-    if not present:
-        return None
-    total = present[0]
-    for usage in present[1:]:
-        total = total + usage
-    return total
-
-
 def _close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=0.0, abs_tol=MEAN_TOLERANCE)
 
@@ -210,20 +197,10 @@ def _checks(result: MethodResult, mean: float, helm_mean: float) -> list[str]:
             problems.append(
                 f"stats.json mean {stats_mean:.12g} differs from the record's {record.mean:.12g}{where}"
             )
-        problems.extend(f"{p}{where}" for p in _provenance_problems(record.provenance))
+        problems.extend(f"{p}{where}" for p in provenance_problems(record.provenance))
     if result.num_folds > 1 and len(result.records) < result.num_folds:
         present = ", ".join(str(f) for f in result.folds_present)
         problems.append(f"only fold(s) {present} of {result.num_folds} evaluated")
-    return problems
-
-
-def _provenance_problems(provenance: Mapping[str, Any] | None) -> list[str]:
-    """What an agent's evaluation record says could not be verified or was changed (issue 13)."""
-    if provenance is None:
-        return []
-    problems = [str(p) for p in provenance.get("problems") or []]
-    if provenance.get("overlap"):
-        problems.append(f"{provenance['overlap']} evaluated instances were in the agent's optimization data")
     return problems
 
 
@@ -232,40 +209,6 @@ def _helm_mean(result: MethodResult) -> float:
     if total == 0:
         return math.fsum(r.mean for r in result.records) / len(result.records)
     return math.fsum(r.mean * r.count for r in result.records) / total
-
-
-def _clustered(scores: Mapping[str, float], groups: Mapping[str, object]) -> int | None:
-    """Number of groups among ``scores``' instances when some group holds several of them, else None."""
-    if not groups:
-        return None
-    index = cluster_index(sorted(scores), groups)
-    count = int(index.max()) + 1 if index.size else 0
-    return count if 0 < count < index.size else None
-
-
-def _format(details: ReportDetails, results: Sequence[MethodResult]) -> tuple[float | None, float | None]:
-    found = [details.formats.get((r.scenario, r.model, r.method, r.optimizer_seed)) for r in results]
-    rates = [f.failure_rate for f in found if f is not None and f.failure_rate is not None]
-    extracted = [f.extracted_mean for f in found if f is not None and f.extracted_mean is not None]
-    return (None if not rates else math.fsum(rates) / len(rates),
-            None if not extracted else math.fsum(extracted) / len(extracted))
-
-
-def _decoding(results: Sequence[MethodResult]) -> tuple[dict[str, Any] | None, float | None]:
-    records = [r for result in results for r in result.records]
-    decoding = next((dict(r.decoding) for r in records if r.decoding is not None), None)
-    tokens = [(r.mean_completion_tokens, r.count) for r in records if r.mean_completion_tokens is not None]
-    weight = sum(n for _, n in tokens)
-    mean = None if not tokens or weight == 0 else math.fsum(t * n for t, n in tokens) / weight
-    return decoding, mean
-
-
-def _usages(results: Sequence[MethodResult]) -> tuple[Usage, Usage | None]:
-    records = [r for result in results for r in result.records]
-    evaluation = records[0].evaluation
-    for record in records[1:]:
-        evaluation = evaluation + record.evaluation
-    return evaluation, _sum_usage([r.optimization for r in records])
 
 
 def _baseline_problem(result: MethodResult, baseline: MethodResult | None) -> str | None:
@@ -285,7 +228,7 @@ def _build_row(results: Sequence[MethodResult], baseline: MethodResult | None, d
         return _seed_row(results, baseline, details, seed=seed, resamples=resamples)
     result = results[0]
     groups = details.groups.get(result.scenario, {})
-    clusters = _clustered(result.scores, groups)
+    clusters = clustered(result.scores, groups)
     mean_seed = _row_seed(seed, result.scenario, result.model, result.method, "mean")
     values = list(result.scores.values())
     if clusters is None:
@@ -303,7 +246,7 @@ def _build_row(results: Sequence[MethodResult], baseline: MethodResult | None, d
         else:
             assert baseline is not None
             paired_seed = _row_seed(seed, result.scenario, result.model, result.method, "paired")
-            if clusters is None and _clustered(baseline.scores, groups) is None:
+            if clusters is None and clustered(baseline.scores, groups) is None:
                 comparison = compare_paired(result.scores, baseline.scores, seed=paired_seed, resamples=resamples)
             else:
                 comparison = compare_clustered(result.scores, baseline.scores, groups, seed=paired_seed,
@@ -352,7 +295,7 @@ def _seed_row(results: Sequence[MethodResult], baseline: MethodResult | None, de
     row = _assemble(results, problems, n=summary.n, mean=summary.mean.estimate,
                     ci=(summary.mean.ci_low, summary.mean.ci_high), helm_mean=helm_mean,
                     matches=matches,
-                    comparison=comparison, clusters=_clustered(per_seed[summary.seeds[0]], groups), details=details)
+                    comparison=comparison, clusters=clustered(per_seed[summary.seeds[0]], groups), details=details)
     means = summary.mean.seed_means
     return replace(row, num_seeds=len(results), seeds=tuple(s for s in summary.seeds), seed_means=means,
                    seed_sd=summary.mean.seed_sd, seed_spread=max(means) - min(means))
@@ -364,9 +307,9 @@ def _assemble(results: Sequence[MethodResult], problems: list[str], *, n: int, m
     first = results[0]
     for problem in problems:
         logger.warning("%s / %s / %s: %s", first.scenario, first.model, first.method, problem)
-    evaluation, optimization = _usages(results)
-    failure_rate, extracted = _format(details, results)
-    decoding, tokens = _decoding(results)
+    evaluation, optimization = usages(results)
+    failure_rate, extracted = format_figures(details, results)
+    decoding, tokens = decoding_of(results)
     return ReportRow(
         scenario=first.scenario,
         model=first.model,
