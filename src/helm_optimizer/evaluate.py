@@ -382,38 +382,17 @@ def evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, An
 # -- issue 13: provenance, contamination and decoding of each evaluation ---------------------------------
 def _checked_agent(req: EvaluationRequest, task: Any, method: str, fold: int | None, opt_seed: int | None,
                    path: Path, meta: dict[str, Any], num_folds: int, checks: dict[str, Any]) -> Path:
-    """Check one agent against the instances its run scores; return the file to evaluate.
-
-    Refuses (one-line error) an agent optimized on any of those instances, and an agent whose demos
-    or instructions quote a test question unless ``on_overlap`` is ``drop``: the quoting parts are
-    then removed in a copy under ``OUTPUT_DIR/agents-checked/``, which is what gets evaluated.
-    """
-    from helm_optimizer.agents.program import detect_program_kind, make_program, read_agent_json
+    """Check one agent against the instances its run scores (refuse, or drop what quotes a test question)."""
     from helm_optimizer.scenarios.dataset import default_cache_root
-    from helm_optimizer.scenarios.provenance import check_agent_state, check_provenance, load_test_split
+    from helm_optimizer.scenarios.provenance import check_agent_for_run, load_test_split
 
     if "split" not in checks:
         checks["split"] = load_test_split(task, req.cache_dir or default_cache_root())
-    split = checks["split"]
-    evaluated = split.evaluated(seed=req.seed, eval_limit=req.eval_limit,
-                                num_folds=num_folds if fold is not None else 1, fold=fold)
-    provenance = check_provenance(meta, agent=path, evaluated=evaluated, split=split, model=req.lm.model)
-    # Demos may quote any test question of a scenario optimized outside its test split; a cross-fitted
-    # agent's demos come from the other folds by design, so its own fold is what they must not quote.
-    questions = split.questions_of(evaluated) if fold is not None else list(split.questions)
-    state = read_agent_json(path)
-    default = make_program(detect_program_kind(state)).predictors()[0].signature.instructions
-    found = check_agent_state(state, questions, on_overlap=req.on_overlap, default_instruction=default,
-                              where=f"The {method} agent {path}")
-    target = path
-    if found.cleaned is not None:
-        target = req.output_dir / "agents-checked" / path.relative_to(req.agents_dir)
-        write_json_atomic(target, found.cleaned)
-        provenance["problems"].append(
-            f"{found.quoting_demos} demo(s) and {found.quoting_instructions} instruction(s) quoting test questions "
-            "were dropped before evaluation")
-    checks[str(target)] = {"provenance": provenance, "contamination": {
-        "agent": found.as_dict(), "at_optimization": (meta.get("contamination") or {}) or None}}
+    target, block = check_agent_for_run(
+        checks["split"], agent=path, meta=meta, agents_dir=req.agents_dir, output_dir=req.output_dir,
+        seed=req.seed, eval_limit=req.eval_limit, fold=fold, num_folds=num_folds, model=req.lm.model,
+        on_overlap=req.on_overlap, label=f"The {method} agent {path}")
+    checks[str(target)] = block
     return target
 
 

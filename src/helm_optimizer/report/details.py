@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from helm_optimizer.report.columns import ReportDetails
 from helm_optimizer.report.format import FormatStats, format_stats
 from helm_optimizer.report.groups import instance_groups_of_run
 from helm_optimizer.report.outputs import read_outputs
 from helm_optimizer.report.records import MethodResult
-from helm_optimizer.report.columns import ReportDetails
 from helm_optimizer.report.table import BASELINE
 
 __all__ = ["collect_details"]

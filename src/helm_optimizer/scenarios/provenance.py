@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from helm_optimizer._io import fingerprint
+from helm_optimizer._io import fingerprint, write_json_atomic
 from helm_optimizer.errors import ConfigError, LeakageError
 from helm_optimizer.helm.subsets import eval_plan, instance_groups
 from helm_optimizer.scenarios.contamination import Question, find_quoted, question_of
@@ -34,6 +34,7 @@ __all__ = [
     "AgentContamination",
     "EvaluatedSplit",
     "agent_questions",
+    "check_agent_for_run",
     "check_agent_state",
     "check_provenance",
     "load_test_split",
@@ -215,3 +216,35 @@ def agent_questions(meta: Mapping[str, Any] | None, split: EvaluatedSplit) -> tu
                               num_folds=int(source.get("num_folds") or 2), fold=int(fold))
         return split.questions_of(ids), f"the {len(ids)} test questions of fold {fold}"
     return list(split.questions), f"the {len(split.questions)} test questions"
+
+
+def check_agent_for_run(split: EvaluatedSplit, *, agent: Path, meta: Mapping[str, Any] | None, agents_dir: Path,
+                        output_dir: Path, seed: int, eval_limit: int | None, fold: int | None, num_folds: int,
+                        model: str, on_overlap: str, label: str) -> tuple[Path, dict[str, Any]]:
+    """Both checks for one evaluation run of ``agent``; returns the file to evaluate and the record's keys.
+
+    Refuses (one-line error) an agent optimized on any instance the run scores, and an agent whose
+    demos or instructions quote a test question unless ``on_overlap`` is ``drop``: the quoting parts
+    are then removed in a copy under ``OUTPUT_DIR/agents-checked/``, which is what gets evaluated.
+    A cross-fitted agent's demos come from the other folds by design, so its own fold is what they
+    must not quote; any other agent's, the whole test split.
+    """
+    from helm_optimizer.agents.program import detect_program_kind, make_program, read_agent_json
+
+    evaluated = split.evaluated(seed=seed, eval_limit=eval_limit, num_folds=num_folds if fold is not None else 1,
+                                fold=fold)
+    provenance = check_provenance(meta, agent=agent, evaluated=evaluated, split=split, model=model)
+    questions = split.questions_of(evaluated) if fold is not None else list(split.questions)
+    state = read_agent_json(agent)
+    default = make_program(detect_program_kind(state)).predictors()[0].signature.instructions
+    found = check_agent_state(state, questions, on_overlap=on_overlap, default_instruction=default, where=label)
+    target = agent
+    if found.cleaned is not None:
+        target = output_dir / "agents-checked" / agent.relative_to(agents_dir)
+        write_json_atomic(target, found.cleaned)
+        provenance["problems"].append(
+            f"{found.quoting_demos} demo(s) and {found.quoting_instructions} instruction(s) quoting test questions "
+            "were dropped before evaluation")
+    at_optimization = (meta or {}).get("contamination") or None
+    return target, {"provenance": provenance,
+                    "contamination": {"agent": found.as_dict(), "at_optimization": at_optimization}}
