@@ -120,6 +120,8 @@ def test_dataset_refuses_near_duplicates_of_any_test_question(change: str, tmp_p
     ds = load_dataset("head_qa", data_dir=data, cache_dir=tmp_path / "c", on_overlap="drop", eval_limit=5)
     assert ds.contamination["compared_with"] == "whole test split" and ds.contamination["dropped"] == 1
     assert ds.contamination["total"] == 1 and len(ds.reference_questions) == 60
+    assert len(set(ds.train_ids)) == len(ds.train_ids) == len(ds.train)  # official files carry no ids:
+    assert all(i.startswith("train:content-") for i in ds.train_ids)     # named by their content
 
 
 def test_cross_fitted_pool_is_checked_against_the_held_out_fold(tmp_path: Path) -> None:

@@ -83,7 +83,8 @@ class ScenarioDataset:
     custom: Any | None = None
     counts: dict[str, int] = field(default_factory=dict)
     train_ids: list[str] = field(default_factory=list)
-    """``<split>:<instance id>`` of each training example (test-split ids only when cross-fitting)."""
+    """``<split>:<instance id>`` of each training example (test-split ids only when cross-fitting); an
+    instance without an id (official non-test files) is named by a fingerprint of its content."""
     val_ids: list[str] = field(default_factory=list)
     reference_questions: list[Any] = field(default_factory=list)
     """The test questions optimization data must not repeat (the whole test split, or the held-out fold)."""
@@ -388,7 +389,7 @@ def _helm_dataset(entry: str, *, data_dir: str | Path | None, seed: int, limit: 
                 continue
             states[(prompted.inputs, prompted.output)] = prompted.request_state
             out.append(dspy.Example(inputs=prompted.inputs, output=prompted.output).with_inputs("inputs"))
-            ids.append(f"{instance.split}:{instance.id}")
+            ids.append(f"{instance.split}:{_instance_id(instance)}")
         return out
 
     train_ids: list[str] = []
@@ -407,6 +408,13 @@ def _helm_dataset(entry: str, *, data_dir: str | Path | None, seed: int, limit: 
         train_ids=train_ids, val_ids=val_ids, reference_questions=reference_questions,
         contamination=contamination, test_fingerprint=test_split_fingerprint(test),
     )
+
+
+def _instance_id(instance: Any) -> str:
+    """HELM's id, or (official non-test files carry none) a fingerprint of the question and references."""
+    if instance.id is not None:
+        return str(instance.id)
+    return "content-" + fingerprint([str(instance.input.text or ""), [str(r.output.text) for r in instance.references]])
 
 
 def is_multiple_choice(task: Any) -> bool:
