@@ -198,3 +198,30 @@ def test_markdown_csv_and_html_show_them(seeds_sweep: Path) -> None:
     seeded = next(r for r in rows if r["method"] == "LabeledFewShot")
     assert seeded["num_seeds"] == "3" and json.loads(seeded["decoding"])["source"] == "DSPy LM config"
     assert seeded["p_value_adjusted"] and seeded["format_failure_rate"]
+
+
+# ---- defect 3 (c): an optimizer that copies a test question into its instruction ---------------------------
+
+
+def test_instruction_quoting_a_test_question_is_refused_or_replaced(sweep_server: Any, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from helm_optimizer.optimizers.builtin import LabeledFewShotOptimizer
+
+    inputs, _ = _head_qa_test_prompt()
+    original = LabeledFewShotOptimizer.compile
+
+    def copying(self: Any, student: Any, **kwargs: Any) -> Any:
+        program = original(self, student, **kwargs)
+        for predictor in program.predictors():
+            predictor.signature = predictor.signature.with_instructions("Answer questions such as:\n" + inputs)
+        return program
+
+    monkeypatch.setattr(LabeledFewShotOptimizer, "compile", copying)
+    with pytest.raises(LeakageError, match="1 of its 1 instructions quote a test question"):
+        _optimize(sweep_server, tmp_path / "refused", "head_qa", DEMO_DATA)
+    assert not list((tmp_path / "refused").rglob("LabeledFewShot.json"))  # nothing written
+    [agent] = _optimize(sweep_server, tmp_path / "dropped", "head_qa", DEMO_DATA, on_overlap="drop")
+    instructions = json.loads(agent.read_text())["predict"]["signature"]["instructions"]
+    assert instructions.startswith("Given the fields `inputs`")
+    meta = json.loads(agent.with_name("LabeledFewShot.meta.json").read_text())
+    assert meta["contamination"]["agent"]["quoting_instructions"] == 1 and meta["contamination"]["agent"]["dropped"]
