@@ -116,6 +116,9 @@ class OptimizeConfig(BaseModel):
     train_size: int | None = Field(default=None, gt=0)
     limit: int | None = Field(default=None, gt=0, description="cap on optimization examples (train + val)")
     seed: int = 0
+    optimizer_seed: int | None = Field(
+        default=None, description="seed of the optimizer and of the train/val draw (default: seed); the "
+        "evaluated instances and folds always follow seed, so agents of several optimizer seeds share them")
     auto: Literal["light", "medium", "heavy"] | None = "light"
     data_dir: Path | None = None
     output_dir: Path = DEFAULT_OUTPUT_DIR

@@ -77,6 +77,15 @@ class EvaluationRequest:
     num_threads: int = 4
     helm_deployment: str | None = None
     metric: str | None = None
+    # -- issue 13: provenance, contamination, decoding, optimizer seeds --------------------------------
+    on_overlap: str = "refuse"
+    """What to do with an agent whose demos or instructions quote a test question: refuse or drop them."""
+    optimizer_seeds: tuple[int, ...] | None = None
+    """Optimizer seeds of a multi-seed sweep: one agent per seed (``<optimizer>.seed<s>.json``)."""
+    allow_model_mismatch: bool = False
+    """Evaluate even when ``helm_deployment`` serves another model than ``lm.model`` (recorded, flagged)."""
+    cache_dir: Path | None = None
+    """Instance cache (default: the package's cache root)."""
 
     @property
     def helm_output(self) -> Path:
@@ -91,32 +100,33 @@ class EvaluationRequest:
         return self.output_dir / "agents"
 
 
-def _agent_folds(req: EvaluationRequest, scenario: str, method: str
+def _agent_folds(req: EvaluationRequest, scenario: str, method: str, opt_seed: int | None = None
                  ) -> list[tuple[int | None, Path, AgentMeta | None]]:
     """The agent files of ``method`` with their metadata: one, or one per cross-fitting fold.
 
     Folds, seed and evaluation limit come from the agents' own metadata; an evaluation asking for
     another seed or limit than the agents were optimized under is refused (it would score
-    instances the agents were optimized on).
+    instances the agents were optimized on). ``opt_seed`` picks the agents of one optimizer seed.
     """
     from helm_optimizer.agents.store import read_meta
 
-    single = agent_path(req.agents_dir, scenario, req.lm.model, method)
-    first_fold = agent_path(req.agents_dir, scenario, req.lm.model, method, 0)
+    single = agent_path(req.agents_dir, scenario, req.lm.model, method, None, opt_seed)
+    first_fold = agent_path(req.agents_dir, scenario, req.lm.model, method, 0, opt_seed)
     candidates: list[tuple[int | None, Path]]
     if single.is_file():
         candidates = [(None, single)]
     elif first_fold.is_file():
         meta0 = read_meta(first_fold)
         n = meta0.num_folds if meta0 is not None and meta0.num_folds > 1 else 2
-        candidates = [(k, agent_path(req.agents_dir, scenario, req.lm.model, method, k)) for k in range(n)]
+        candidates = [(k, agent_path(req.agents_dir, scenario, req.lm.model, method, k, opt_seed)) for k in range(n)]
         missing = [str(path) for _, path in candidates if not path.is_file()]
         if missing:
             raise ConfigError(f"The {method} agents of '{scenario}' for {req.lm.model} are cross-fitted in {n} folds "
                               f"but {missing[0]} is missing; run `helm-optimizer optimize` again to write it.")
     else:
+        seed_note = f" for optimizer seed {opt_seed}" if opt_seed is not None else ""
         raise ConfigError(
-            f"No {method} agent for scenario '{scenario}' and model {req.lm.model} in {req.agents_dir}; "
+            f"No {method} agent{seed_note} for scenario '{scenario}' and model {req.lm.model} in {req.agents_dir}; "
             "run `helm-optimizer optimize` first (or drop the method)."
         )
     out: list[tuple[int | None, Path, AgentMeta | None]] = []
@@ -169,12 +179,20 @@ def _baseline_deployment(req: EvaluationRequest) -> str:
         if req.lm.api_base:
             register(baseline_deployment(req.lm.public_dict()))
     try:
-        get_model_deployment(name)
+        deployment = get_model_deployment(name)
     except ModelDeploymentNotFoundError:
         raise ConfigError(
             f"HELM has no deployment named '{name}' for the baseline of {req.lm.model}; set api_base (an "
             "OpenAI-compatible endpoint) or helm_deployment (a HELM deployment name)."
         ) from None
+    served = deployment.model_name or name
+    if req.helm_deployment and served != req.lm.model:
+        message = (f"The baseline deployment '{name}' serves {served} but the DSPy methods call {req.lm.model}, so "
+                   "'Δ vs baseline' would compare two models")
+        if not req.allow_model_mismatch:
+            raise ConfigError(f"{message}; set helm_deployment to a deployment of {req.lm.model} (or model to "
+                              f"{served}), or allow_model_mismatch: true to compare them anyway.")
+        logger.warning("%s (allow_model_mismatch is set).", message)
     return name
 
 
@@ -272,27 +290,32 @@ def _evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, A
     data_fp = evaluation_data_fingerprint(task, req.output_dir / "cache")
     versions = package_versions()
     records: list[EvaluationResult] = []
+    checks: dict[str, Any] = {}  # the test split (loaded once) and each agent's provenance checks
     for method in req.methods:
-        runs: list[tuple[int | None, int, str, Path | None]]  # fold, num_folds, deployment, agent file
+        runs: list[tuple[int | None, int, str, Path | None, int | None]]  # fold, folds, deployment, agent, opt seed
         if method == METHOD_BASELINE:
-            runs = [(None, 1, _baseline_deployment(req), None)]
+            runs = [(None, 1, _baseline_deployment(req), None, None)]
         elif method in ZERO_SHOT_METHODS:
             register(agent_deployments(lm_public, [method], agents_dir=None))
-            runs = [(None, 1, deployment_name(req.lm.model, method), None)]
+            runs = [(None, 1, deployment_name(req.lm.model, method), None, None)]
         else:
-            agents = _agent_folds(req, task.key, method)
             runs = []
-            for fold, path, _meta in agents:
-                register(agent_file_deployment(lm_public, method, scenario=task.key, fold=fold, agent_file=path))
-                runs.append((fold, len(agents) if fold is not None else 1,
-                             agent_deployment_name(req.lm.model, method, task.key, fold), path))
-        for fold, num_folds, deployment, agent_file in runs:
-            target = record_path(req.output_dir, task.key, req.lm.model, method, fold)
+            for opt_seed in req.optimizer_seeds or (None,):
+                agents = _agent_folds(req, task.key, method, opt_seed)
+                for fold, path, meta in agents:
+                    checked = _checked_agent(req, task, method, fold, opt_seed, path, meta, len(agents), checks)
+                    register(agent_file_deployment(lm_public, method, scenario=task.key, fold=fold, agent_file=checked,
+                                                   seed=opt_seed))
+                    runs.append((fold, len(agents) if fold is not None else 1,
+                                 agent_deployment_name(req.lm.model, method, task.key, fold, opt_seed), checked,
+                                 opt_seed))
+        for fold, num_folds, deployment, agent_file, opt_seed in runs:
+            target = record_path(req.output_dir, task.key, req.lm.model, method, fold, opt_seed)
             inputs = EvaluationInputs(
                 run_entry=req.scenario, lm=answer_settings, method=method, fold=fold, num_folds=num_folds,
                 seed=req.seed, eval_limit=req.eval_limit, helm_deployment=req.helm_deployment,
                 metric=task.main_metric, suite=req.suite, data=data_fp, versions=versions,
-                agent_sha256=agent_digest(agent_file.read_bytes()) if agent_file else None,
+                agent_sha256=agent_digest(agent_file.read_bytes()) if agent_file else None, optimizer_seed=opt_seed,
             )
             spec_id = fingerprint(inputs.model_dump(mode="json"))
             if target.is_file() and not force:
@@ -342,7 +365,10 @@ def _evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, A
                 helm_official=_official(task, run), deployment=deployment,
                 **usage, retries=totals.retries if counted else 0, wall_time_s=round(wall, 3), **counts,
                 optimization=_optimization_usage(agent_file),
-                spec_fingerprint=spec_id, inputs=inputs,
+                spec_fingerprint=spec_id, inputs=inputs, optimizer_seed=opt_seed,
+                decoding=_decoding(method, spec, req, deployment),
+                mean_completion_tokens=_mean_completion_tokens(method, usage, run),
+                **checks.get(str(agent_file), {}),
             )
             write_record(target, record)
             records.append(EvaluationResult(record=record, path=target, reused=False))
@@ -376,6 +402,47 @@ def _reusable(target: Path, spec_id: str, output_dir: Path) -> EvaluationRecord 
                            run_dir / name, type(exc).__name__)
             return None
     return existing
+
+
+def _checked_agent(req: EvaluationRequest, task: Any, method: str, fold: int | None, opt_seed: int | None,
+                   path: Path, meta: AgentMeta | None, num_folds: int, checks: dict[str, Any]) -> Path:
+    """Check one agent against the instances its run scores (refuse, or drop what quotes a test question)."""
+    from helm_optimizer.scenarios.dataset import default_cache_root
+    from helm_optimizer.scenarios.provenance import check_agent_for_run, load_test_split
+
+    if "split" not in checks:
+        checks["split"] = load_test_split(task, req.cache_dir or default_cache_root())
+    target, block = check_agent_for_run(
+        checks["split"], agent=path,
+        meta=meta.model_dump(mode="json") if meta is not None else None, agents_dir=req.agents_dir,
+        output_dir=req.output_dir,
+        seed=req.seed, eval_limit=req.eval_limit, fold=fold, num_folds=num_folds, model=req.lm.model,
+        on_overlap=req.on_overlap, label=f"The {method} agent {path}")
+    checks[str(target)] = block
+    return target
+
+
+def _decoding(method: str, spec: Any, req: EvaluationRequest, deployment: str) -> dict[str, Any]:
+    """What the method decoded under: HELM's adapter settings for the baseline, the LM config for DSPy."""
+    if method == METHOD_BASELINE:
+        from helm.benchmark.model_deployment_registry import get_model_deployment
+
+        adapter = spec.adapter_spec
+        return {"source": "HELM adapter", "max_tokens": adapter.max_tokens, "temperature": adapter.temperature,
+                "stop": list(adapter.stop_sequences), "deployment": deployment,
+                "model": get_model_deployment(deployment).model_name or deployment}
+    from helm_optimizer.lm import dspy_decoding
+
+    return {**dspy_decoding(req.lm), "deployment": deployment, "model": req.lm.model}
+
+
+def _mean_completion_tokens(method: str, usage: dict[str, Any], run: Any) -> float | None:
+    """Mean completion tokens per LM call (HELM's num_output_tokens for the baseline); None if all cached."""
+    if method == METHOD_BASELINE:
+        stat = run.stat("num_output_tokens")
+        return None if stat is None else round(float(stat.get("mean", 0.0)), 3)
+    calls = int(usage.get("lm_calls") or 0)
+    return round(int(usage.get("completion_tokens") or 0) / calls, 3) if calls else None
 
 
 def _official(task: Any, run: Any) -> HelmOfficial | None:

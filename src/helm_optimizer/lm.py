@@ -32,6 +32,7 @@ __all__ = [
     "adapter_for",
     "build_lm",
     "check_reachable",
+    "dspy_decoding",
     "is_local_api_base",
     "prices_for",
     "resolve_api_key",
@@ -392,6 +393,16 @@ def _tracked_lm_class() -> type[dspy.LM]:
 
 
 _TRACKED: type[Any] | None = None
+
+
+def dspy_decoding(cfg: LMConfig) -> dict[str, Any]:
+    """The decoding settings a DSPy program runs under with ``cfg`` (what :func:`build_lm` passes).
+
+    DSPy methods ignore the HELM request's own ``max_tokens``, ``temperature`` and stop sequences.
+    ``max_tokens`` None means no limit beyond the provider's default.
+    """
+    max_tokens = cfg.max_tokens or (512 if _is_embedded(cfg.model) else None)
+    return {"source": "DSPy LM config", "max_tokens": max_tokens, "temperature": cfg.temperature, "stop": None}
 
 
 def build_lm(cfg: LMConfig, *, cache: bool = True, meter: UsageMeter | None = None,

@@ -162,18 +162,22 @@ def method_label(method: str) -> str:
     return _METHOD_LABELS.get(method, f"DSPy {method}")
 
 
-def _fold_suffix(fold: int | None) -> str:
-    return "" if fold is None else f".fold{fold}"
+def _fold_suffix(fold: int | None, seed: int | None = None) -> str:
+    """``.seed<s>`` for an agent of one optimizer seed of a multi-seed sweep, ``.fold<k>`` for a fold."""
+    return ("" if seed is None else f".seed{seed}") + ("" if fold is None else f".fold{fold}")
 
 
-def agent_path(agents_dir: str | Path, scenario: str, model: str, optimizer: str, fold: int | None = None) -> Path:
-    """``<agents dir>/<scenario key>/<model path>/<optimizer>[.fold<k>].json``."""
-    return Path(agents_dir) / scenario / model_path(model) / f"{optimizer}{_fold_suffix(fold)}.json"
+def agent_path(agents_dir: str | Path, scenario: str, model: str, optimizer: str, fold: int | None = None,
+               seed: int | None = None) -> Path:
+    """``<agents dir>/<scenario key>/<model path>/<optimizer>[.seed<s>][.fold<k>].json``."""
+    return Path(agents_dir) / scenario / model_path(model) / f"{optimizer}{_fold_suffix(fold, seed)}.json"
 
 
-def record_path(output_dir: str | Path, scenario: str, model: str, method: str, fold: int | None = None) -> Path:
-    """``<output>/evaluations/<scenario key>/<model path>/<method>[.fold<k>].json``."""
-    return Path(output_dir) / "evaluations" / scenario / model_path(model) / f"{method}{_fold_suffix(fold)}.json"
+def record_path(output_dir: str | Path, scenario: str, model: str, method: str, fold: int | None = None,
+                seed: int | None = None) -> Path:
+    """``<output>/evaluations/<scenario key>/<model path>/<method>[.seed<s>][.fold<k>].json``."""
+    return (Path(output_dir) / "evaluations" / scenario / model_path(model)
+            / f"{method}{_fold_suffix(fold, seed)}.json")
 
 
 def cell_lock_path(output_dir: str | Path, kind: str, scenario: str, model: str, name: str) -> Path:
@@ -181,14 +185,15 @@ def cell_lock_path(output_dir: str | Path, kind: str, scenario: str, model: str,
     return Path(output_dir) / ".locks" / kind / scenario / model_path(model) / f"{_encode_segment(name)}.lock"
 
 
-def agent_deployment_name(model_name: str, method: str, scenario: str, fold: int | None = None) -> str:
-    """The HELM deployment serving the agent of ``method`` for ``model_name`` on ``scenario`` (and fold).
+def agent_deployment_name(model_name: str, method: str, scenario: str, fold: int | None = None,
+                          seed: int | None = None) -> str:
+    """The HELM deployment serving the agent of ``method`` for ``model_name`` on ``scenario`` (fold, seed).
 
     Its HELM model is :func:`deployment_name` (one leaderboard row per model and method); the
     deployment itself names the agent file, so the client never has to guess which one to load.
     """
     digest = hashlib.sha256(scenario.encode("utf-8")).hexdigest()[:10]
-    return f"{deployment_name(model_name, method)}@{digest}{_fold_suffix(fold)}"
+    return f"{deployment_name(model_name, method)}@{digest}{_fold_suffix(fold, seed)}"
 
 
 def helm_run_name(entry_name: str, args: dict[str, str], deployment: str, *, eval_limit: int | None,

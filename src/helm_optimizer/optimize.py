@@ -24,6 +24,7 @@ from helm_optimizer.lm_cache import configure_response_cache
 from helm_optimizer.naming import agent_path, cell_lock_path
 from helm_optimizer.records import AgentData, AgentMeta, AgentScores
 from helm_optimizer.replies import heartbeat, reset_all
+from helm_optimizer.scenarios.provenance import optimized_on
 
 __all__ = ["AgentResult", "OptimizeResult", "ProgressSink", "config_fingerprint", "optimize", "package_versions"]
 
@@ -163,6 +164,7 @@ def optimize(config: OptimizeConfig, *, plugins: tuple[str, ...] = (), progress:
             config.scenario, data_dir=config.data_dir, seed=config.seed, limit=config.limit,
             val_size=config.val_size, train_size=config.train_size, fold=fold, eval_limit=eval_limit,
             plugins=plugins, metric=config.metric, cache_dir=config.resolved_cache_dir, on_overlap=config.on_overlap,
+            optimizer_seed=config.optimizer_seed,
         )
 
     first = dataset_for(config.fold)
@@ -191,7 +193,8 @@ def _optimize_one(config: OptimizeConfig, optimizer: Any, dataset: Any, emit: Pr
 
     agents_dir = config.output_dir / "agents"
     fold = dataset.fold if dataset.num_folds > 1 else None
-    path = agent_path(agents_dir, dataset.key, config.lm.model, config.optimizer, fold)
+    path = agent_path(agents_dir, dataset.key, config.lm.model, config.optimizer, fold, config.optimizer_seed)
+    optimizer_seed = config.seed if config.optimizer_seed is None else config.optimizer_seed
     cfg_fp = config_fingerprint(config)
     data_fp = dataset.fingerprint
     stale_reason: str | None
@@ -236,7 +239,7 @@ def _optimize_one(config: OptimizeConfig, optimizer: Any, dataset: Any, emit: Pr
     context = OptimizeContext(
         metric=metric, feedback_metric=dataset.feedback_metric(), task_lm=task_lm, prompt_lm=prompt_lm,
         max_bootstrapped_demos=config.max_bootstrapped_demos, max_labeled_demos=config.max_labeled_demos,
-        num_threads=config.num_threads, seed=config.seed, auto=config.auto, options=dict(config.optimizer_options),
+        num_threads=config.num_threads, seed=optimizer_seed, auto=config.auto, options=dict(config.optimizer_options),
         progress=report,
     )
     try:
@@ -266,6 +269,9 @@ def _optimize_one(config: OptimizeConfig, optimizer: Any, dataset: Any, emit: Pr
             raise ModelError(f"The model {config.lm.model} failed: {type(exc).__name__}: {_first_line(exc)}") from exc
         raise
     wall = time.perf_counter() - started
+    # -- provenance (issue: evaluation bound to how the agent was made) --------------------------
+    agent_check = _check_compiled(compiled, dataset, kind, config.on_overlap, path)
+    # -----------------------------------------------------------------------------------------------
     usage = {**meter.snapshot(), "parse_failures": failures.count}
     if usage["failed_calls"] and not meter.answers:
         # Every call failed (wrong model name, endpoint refusing, replies without content, ...): an agent
@@ -283,8 +289,8 @@ def _optimize_one(config: OptimizeConfig, optimizer: Any, dataset: Any, emit: Pr
                     "metadata, usage).", failures.count, usage["failed_calls"])
     meta = AgentMeta(
         scenario=dataset.key, run_entry=config.scenario, model=config.lm.model, optimizer=config.optimizer,
-        program=kind, fold=fold, num_folds=dataset.num_folds, seed=config.seed, config=config.public_dict(),
-        config_fingerprint=config_fingerprint(config),
+        program=kind, fold=fold, num_folds=dataset.num_folds, seed=config.seed, optimizer_seed=config.optimizer_seed,
+        config=config.public_dict(), config_fingerprint=config_fingerprint(config),
         data=AgentData(
             fingerprint=data_fp, train_size=len(dataset.train), val_size=len(dataset.val),
             strategy=dataset.strategy, provenance=dataset.provenance, notes=dataset.notes,
@@ -292,6 +298,10 @@ def _optimize_one(config: OptimizeConfig, optimizer: Any, dataset: Any, emit: Pr
             eval_ids_fingerprint=fingerprint(dataset.eval_ids), test_size=dataset.test_size, eval_limit=eval_limit,
         ),
         scores=AgentScores(metric=dataset.main_metric, val_before=val_before, val_after=val_after),
+        optimized_on=optimized_on(dataset, seed=config.seed, optimizer_seed=optimizer_seed, eval_limit=eval_limit,
+                                  model=config.lm.model,
+                                  prompt_model=config.prompt_lm.model if config.prompt_lm else None),
+        contamination={"optimization_data": dataset.contamination, "agent": agent_check.as_dict()},
         usage=usage, wall_time_s=round(wall, 3), versions=package_versions(),
         created_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     )
@@ -299,6 +309,19 @@ def _optimize_one(config: OptimizeConfig, optimizer: Any, dataset: Any, emit: Pr
     meta = save_agent(compiled, path, meta, force=True, secrets=_secrets(config))
     return AgentResult(path=path, fold=fold, status="written", val_before=val_before, val_after=val_after,
                        usage=usage, wall_time_s=wall, meta=meta)
+
+
+def _check_compiled(compiled: Any, dataset: Any, kind: str, on_overlap: str, path: Path) -> Any:
+    """The compiled program's demos and instructions must not quote a test question (refuse or drop)."""
+    from helm_optimizer.agents.program import make_program
+    from helm_optimizer.scenarios.provenance import check_agent_state
+
+    default = make_program(kind).predictors()[0].signature.instructions
+    check = check_agent_state(compiled.dump_state(), dataset.reference_questions, on_overlap=on_overlap,
+                              default_instruction=default, where=f"The optimized agent for {path}")
+    if check.cleaned is not None:
+        compiled.load_state(check.cleaned)
+    return check
 
 
 _cache_configured: str | None = None

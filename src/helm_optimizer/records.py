@@ -109,10 +109,16 @@ class AgentMeta(_Record):
     fold: int | None = None
     num_folds: int = Field(1, ge=1)
     seed: int
+    optimizer_seed: int | None = None
+    """The optimizer's own seed in a multi-seed sweep (``<optimizer>.seed<s>.json``); None: ``seed``."""
     config: dict[str, Any]
     config_fingerprint: str
     data: AgentData
     scores: AgentScores
+    optimized_on: dict[str, Any] | None = None
+    """What the agent was optimized on: example ids, seeds, fold, test and data fingerprints, model."""
+    contamination: dict[str, Any] | None = None
+    """Question-level overlap found in the optimization data and in the agent's demos and instructions."""
     usage: dict[str, int | float | None] = Field(default_factory=dict)
     wall_time_s: float = 0.0
     versions: dict[str, str] = Field(default_factory=dict)
@@ -152,6 +158,7 @@ class EvaluationInputs(_Record):
     data: str
     """Fingerprint of the evaluated split's instances (ids, inputs, references)."""
     agent_sha256: str | None = None
+    optimizer_seed: int | None = None
     versions: dict[str, str] = Field(default_factory=dict)
 
 
@@ -188,6 +195,13 @@ class EvaluationRecord(_Record):
     spec_fingerprint: str | None = None
     """Fingerprint of ``inputs``."""
     inputs: EvaluationInputs | None = None
+    optimizer_seed: int | None = None
+    decoding: dict[str, Any] | None = None
+    """What the method decoded under (HELM's adapter for the baseline, the LM config for DSPy methods)."""
+    mean_completion_tokens: float | None = None
+    provenance: dict[str, Any] | None = None
+    """The check of the agent's optimization data against the evaluated instances."""
+    contamination: dict[str, Any] | None = None
 
     @field_validator("mean", "cost", "wall_time_s")
     @classmethod
@@ -229,6 +243,10 @@ class ReportFile(_Record):
     """One object per report row (``helm_optimizer.report.table.ReportRow``), keys in ``columns`` order."""
     rankings: list[dict[str, Any]] = Field(default_factory=list)
     ranking_flips: list[dict[str, Any]] = Field(default_factory=list)
+    rank_stability: list[dict[str, Any]] = Field(default_factory=list)
+    """Per scenario, method and pair of models: the bootstrap probability that their order holds."""
+    notes: list[str] = Field(default_factory=list)
+    """What the report compares and under which budgets (the header's notes)."""
     run_dirs: list[str] = Field(default_factory=list)
     stale_records: list[dict[str, str]] = Field(default_factory=list)
     """Evaluation records left out of the table, with the reason (``path``, ``reason``)."""

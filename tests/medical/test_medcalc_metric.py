@@ -217,3 +217,38 @@ def test_real_data_gold_answers(real_data_dir: Path, tmp_path: Path) -> None:
     ours = sum(_ours(i, i.references[0].output.text) for i in instances)
     helm = sum(_helm(i, i.references[0].output.text) for i in instances)
     assert (ours, helm) == (1047, 1047 - 367)
+
+
+# ---- extraction defects fixed (hedged ranges, Unicode minus, negation, dates after the marker) ------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("The answer is between 21 and 40.", None),  # a hedge is no answer (was 21)
+        ("The answer is 21-40", None),
+        ("Answer: 21 to 40", None),
+        ("So the answer is 5 or 6.", None),
+        ("between 21 and 40", None),  # no marker: was 40
+        ("The answer is −3.5", -3.5),  # U+2212 minus (was 3.5)
+        ("The answer is not 5; it is 7.", 7.0),  # (was 5)
+        ("It is 7, not 5.", 7.0),  # (was 5)
+        ("The total is 3 - 1 = 2. The answer is 2.", 2.0),
+        ("The answer is 1,234.5 mL", 1234.5),
+    ],
+)
+def test_number_extraction_fixes(text: str, expected: float | None) -> None:
+    assert extract_medcalc_answer(text, "number") == expected
+
+
+def test_dates_and_gestational_ages_honour_the_marker() -> None:
+    text = "The answer is 09/23/2014. I first thought of 10/01/2014."
+    assert extract_medcalc_answer(text, "date") == date(2014, 9, 23)  # was the last date, 10/01/2014
+    assert extract_medcalc_answer("On 10/01/2014 and 09/23/2014", "date") == date(2014, 9, 23)
+    ga = "The answer is (14 weeks, 1 days); not 15 weeks 2 days"
+    assert extract_medcalc_answer(ga, "gestational_age") == GestationalAge(14, 1)
+
+
+def test_hedged_answer_scores_zero() -> None:
+    assert medcalc_score("The answer is between 21 and 40.", "30", "lab", "21", "40") == 0.0
+    assert medcalc_score("The answer is 30.", "30", "lab", "21", "40") == 1.0

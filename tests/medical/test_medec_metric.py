@@ -13,6 +13,7 @@ from helm_optimizer.metrics.medec import (
     FLAG_METRIC,
     SENTENCE_METRIC,
     MedecCorrectedMetric,
+    is_readable_medec_answer,
     medec_scores,
     parse_medec_answer,
 )
@@ -68,7 +69,7 @@ def test_parse_medec_answer(text: str, parsed: tuple[int, int]) -> None:
         ("CORRECT", "CORRECT", 1.0, 1.0),
         ("correct.", "CORRECT", 1.0, 1.0),
         ("1 A made-up error.", "CORRECT", 0.0, 0.0),  # false alarm
-        ("I think sentence 3.", ERROR_GOLD, 1.0, 0.0),  # malformed: flags an error, no readable id
+        ("I think sentence 3.", ERROR_GOLD, 0.0, 0.0),  # unreadable: wrong (HELM counts it as a flag)
         ("I think sentence 3.", "CORRECT", 0.0, 0.0),
         ("", ERROR_GOLD, 0.0, 0.0),  # empty
         ("  ", "CORRECT", 0.0, 0.0),
@@ -93,7 +94,7 @@ def test_agrees_with_helm_where_helm_is_right() -> None:
         ("CORRECT", "CORRECT"),
         ("CORRECT", "2 x"),
         (ERROR_GOLD, "CORRECT"),
-        (ERROR_GOLD, "x"),
+        ("CORRECT", "x"),
     ]:
         ours = _ours(_instance(gold), prediction)
         helm = _helm(_instance(gold), prediction)
@@ -101,6 +102,14 @@ def test_agrees_with_helm_where_helm_is_right() -> None:
             helm["medec_error_flag_accuracy"],
             helm["medec_error_sentence_accuracy"],
         )
+
+
+def test_failure_is_wrong_where_helm_counts_it_as_a_flag() -> None:
+    """An unreadable answer to a note with an error: HELM's flag accuracy 1, ours 0."""
+    assert _helm(_instance(ERROR_GOLD), "x")["medec_error_flag_accuracy"] == 1.0
+    assert _ours(_instance(ERROR_GOLD), "x") == {FLAG_METRIC: 0.0, SENTENCE_METRIC: 0.0}
+    assert is_readable_medec_answer("3 fixed.") and is_readable_medec_answer(" correct. ")
+    assert not is_readable_medec_answer("") and not is_readable_medec_answer("no idea")
 
 
 def test_metric_missing_completion_scores_zero() -> None:

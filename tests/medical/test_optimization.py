@@ -207,3 +207,46 @@ def test_real_overlaps(real_data_dir: Path, tmp_path: Path) -> None:
         i.input.text for i in LocalMedecScenario(data_dir=str(real_data_dir)).get_instances(str(tmp_path))
     ]
     assert find_overlap([i.input.text for i in medec.valid], medec_test).normalized == 0
+
+
+# ---- online MedCalc-Bench: train and test from one release -------------------------------------------
+
+
+def _medcalc_rows(n: int, answer: str = "1") -> list[dict[str, str]]:
+    return [{"Row Number": str(i), "Calculator ID": "1", "Category": "lab", "Patient Note": f"note {i}",
+             "Question": "q?", "Ground Truth Answer": answer, "Lower Limit": "0", "Upper Limit": "2"}
+            for i in range(1, n + 1)]
+
+
+def _fake_hub(monkeypatch: pytest.MonkeyPatch, splits: dict[tuple[str, str], list[dict[str, str]]]) -> list[str]:
+    import datasets
+
+    asked: list[str] = []
+
+    def load_dataset(name: str, split: str) -> list[dict[str, str]]:
+        asked.append(f"{name}:{split}")
+        return splits[(name, split)]
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    return asked
+
+
+def test_online_medcalc_refuses_train_from_another_release(monkeypatch: pytest.MonkeyPatch) -> None:
+    from helm_optimizer.errors import DataError
+
+    _fake_hub(monkeypatch, {("ncbi/MedCalc-Bench", "test"): _medcalc_rows(1100),
+                            ("ncbi/MedCalc-Bench-v1.0", "test"): _medcalc_rows(1047),
+                            ("ncbi/MedCalc-Bench-v1.0", "train"): _medcalc_rows(5)})
+    with pytest.raises(DataError, match=r"different releases.*version="):
+        medcalc_bench_optimization_data(None)
+
+
+def test_online_medcalc_accepts_one_release(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked = _fake_hub(monkeypatch, {("ncbi/MedCalc-Bench", "test"): _medcalc_rows(3),
+                                    ("ncbi/MedCalc-Bench-v1.0", "test"): list(reversed(_medcalc_rows(3))),
+                                    ("ncbi/MedCalc-Bench-v1.0", "train"): _medcalc_rows(5),
+                                    ("ncbi/MedCalc-Bench-v1.2", "train"): _medcalc_rows(4)})
+    data = medcalc_bench_optimization_data(None)
+    assert len(data.train) == 5 and "checked" in data.sources[1]
+    assert len(medcalc_bench_optimization_data(None, version="v1.2").train) == 4  # one repository: no check
+    assert asked[-1] == "ncbi/MedCalc-Bench-v1.2:train"

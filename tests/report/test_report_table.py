@@ -56,6 +56,7 @@ def test_comparisons_use_the_right_test(sweep: Any) -> None:
     for row in table.rows:
         if row.method == "baseline":
             assert row.delta is None and row.p_value is None and row.significant is None
+            assert row.p_value_adjusted is None
             continue
         baseline = sweep.scores[(row.scenario, row.model, "baseline")]
         mine = sweep.scores[(row.scenario, row.model, row.method)]
@@ -63,7 +64,8 @@ def test_comparisons_use_the_right_test(sweep: Any) -> None:
         assert row.delta == pytest.approx(expected_delta, abs=1e-12)
         assert row.delta_ci_low is not None and row.delta_ci_high is not None
         assert row.delta_ci_low <= row.delta <= row.delta_ci_high
-        assert row.p_value is not None and row.significant == (row.p_value < 0.05)
+        assert row.p_value is not None and row.p_value_adjusted is not None
+        assert row.p_value_adjusted >= row.p_value and row.significant == (row.p_value_adjusted < 0.05)
         if row.scenario == "med_qa" and (row.model, row.method) != ("openai/gpt-4o", METHOD_ZS_COT):
             assert row.test == "mcnemar-exact"
             assert row.mcnemar_b is not None and row.mcnemar_c is not None

@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-_NAME_RE = re.compile(r"^(?P<optimizer>[^.]+?)(?:\.fold(?P<fold>\d+))?\.json$")
+_NAME_RE = re.compile(r"^(?P<optimizer>[^.]+?)(?:\.seed(?P<seed>\d+))?(?:\.fold(?P<fold>\d+))?\.json$")
 
 
 def meta_path(path: Path) -> Path:
@@ -164,6 +164,8 @@ class AgentInfo:
     optimizer: str
     fold: int | None
     meta: AgentMeta | None
+    seed: int | None = None
+    """The optimizer seed of a multi-seed sweep's agent (``<optimizer>.seed<s>.json``), else None."""
 
 
 def list_agents(agents_dir: Path) -> list[AgentInfo]:
@@ -188,7 +190,7 @@ def list_agents(agents_dir: Path) -> list[AgentInfo]:
         found.append(AgentInfo(
             path=file, scenario=rel[0], model=model_from_path("/".join(rel[1:-1])),
             optimizer=match.group("optimizer"), fold=int(match.group("fold")) if match.group("fold") else None,
-            meta=meta,
+            meta=meta, seed=int(match.group("seed")) if match.group("seed") else None,
         ))
     return found
 

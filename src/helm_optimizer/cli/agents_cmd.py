@@ -41,8 +41,19 @@ def list_agents(
 
 
 @app.command("show")
-def show(path: Annotated[Path, typer.Argument(help="An agent JSON file.")]) -> None:
-    """Show an agent's instruction, demos, scores and provenance (ours or the reference tool's)."""
+def show(
+    path: Annotated[Path, typer.Argument(help="An agent JSON file.")],
+    scenario: Annotated[str | None, typer.Option("--scenario", help="Run entry whose test split the demos and "
+                                                 "instructions are checked against (default: from the agent's "
+                                                 "metadata).")] = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Local copies of the benchmark files "
+                                                  "(default: from the agent's metadata).")] = None,
+) -> None:
+    """Show an agent's instruction, demos, scores and provenance (ours or the reference tool's).
+
+    With a known scenario (``--scenario`` or the agent's metadata) its demos and instructions are
+    checked for test questions they quote.
+    """
     from helm_optimizer.agents.program import read_agent_json
     from helm_optimizer.agents.store import load_agent, read_meta
 
@@ -68,13 +79,42 @@ def show(path: Annotated[Path, typer.Argument(help="An agent JSON file.")]) -> N
     if meta:
         console.print("[bold]provenance[/bold]")
         keep = meta.model_dump(mode="json", include={"scenario", "run_entry", "model", "optimizer", "fold",
-                                                     "num_folds", "seed", "scores", "usage", "wall_time_s",
-                                                     "versions", "created_at"})
+                                                     "num_folds", "seed", "optimizer_seed", "scores", "usage",
+                                                     "wall_time_s", "versions", "created_at"})
         keep["data"] = meta.data.model_dump(mode="json", include={"strategy", "train_size", "val_size",
                                                                   "fingerprint", "provenance"})
+        source = meta.optimized_on or {}
+        if source:
+            keep["optimized_on"] = {**{k: v for k, v in source.items() if k != "ids"},
+                                    "ids": len(source.get("ids") or [])}
+        keep["contamination"] = meta.contamination
         console.print_json(json.dumps(keep, default=str))
     else:
         console.print("no metadata file (an agent written by another tool)", highlight=False)
+    plain = meta.model_dump(mode="json") if meta is not None else None
+    entry = scenario or (meta.run_entry if meta is not None else None)
+    if entry:
+        _show_contamination(data, plain, str(entry), data_dir or (meta.config.get("data_dir") if meta else None))
+
+
+def _show_contamination(state: dict[str, object], meta: dict[str, object] | None, entry: str,
+                        data_dir: object) -> None:
+    """Count the demos and instructions quoting a test question of ``entry`` (printed, never fatal)."""
+    from helm_optimizer.errors import HelmOptimizerError
+    from helm_optimizer.helm.task import build_task
+    from helm_optimizer.scenarios.dataset import default_cache_root
+    from helm_optimizer.scenarios.provenance import agent_questions, check_agent_state, load_test_split
+
+    try:
+        split = load_test_split(build_task(entry, data_dir=str(data_dir) if data_dir else None), default_cache_root())
+    except HelmOptimizerError as exc:
+        console.print(f"contamination: not checked ({exc})", highlight=False)
+        return
+    questions, what = agent_questions(meta, split)
+    found = check_agent_state(state, questions, on_overlap="count", default_instruction="", where="")
+    console.print(f"[bold]contamination[/bold] against {what} of {entry}: {found.quoting_demos} of "
+                  f"{found.demos} demos and {found.quoting_instructions} of {found.instructions} instructions "
+                  "quote a test question", highlight=False)
 
 
 @app.command("export")

@@ -36,19 +36,34 @@ def evaluate(
                                              "(default 5).")] = 5,
     plugins: Annotated[list[str] | None, typer.Option("--plugins")] = None,
     force: Annotated[bool, typer.Option("--force", help="Re-run even when a current record exists.")] = False,
+    on_overlap: Annotated[str, typer.Option("--on-overlap", help="refuse|drop agent demos and instructions that "
+                                            "quote a test question.")] = "refuse",
+    optimizer_seeds: Annotated[str | None, typer.Option("--optimizer-seeds", help="Comma-separated optimizer seeds "
+                                                        "(agents <optimizer>.seed<s>.json of a multi-seed "
+                                                        "sweep).")] = None,
+    allow_model_mismatch: Annotated[bool, typer.Option("--allow-model-mismatch", help="Evaluate even when "
+                                                       "--helm-deployment serves another model than --model.")] = False,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True)] = 0,
 ) -> None:
     from helm_optimizer.config import LMConfig
+    from helm_optimizer.errors import ConfigError
     from helm_optimizer.evaluate import EvaluationRequest, evaluate_methods
 
     setup_logging(output_dir / "logs", verbose=verbose)
     method_list = tuple(m.strip() for m in methods.split(",") if m.strip())
+    if on_overlap not in ("refuse", "drop"):
+        raise ConfigError(f"--on-overlap must be 'refuse' or 'drop', not {on_overlap!r}.")
+    try:
+        seeds = tuple(int(v) for v in optimizer_seeds.split(",") if v.strip()) if optimizer_seeds else None
+    except ValueError:
+        raise ConfigError(f"--optimizer-seeds must be comma-separated integers, not {optimizer_seeds!r}.") from None
     request = EvaluationRequest(
         scenario=scenario, lm=LMConfig(model=model, api_base=api_base, api_key_env=api_key_env, timeout=timeout,
                                        num_retries=num_retries),
         methods=method_list, output_dir=output_dir, suite=suite, seed=seed, eval_limit=max_eval_instances,
         data_dir=str(data_dir) if data_dir else None, plugins=tuple(plugins or ()), num_threads=num_threads,
-        helm_deployment=helm_deployment,
+        helm_deployment=helm_deployment, on_overlap=on_overlap, optimizer_seeds=seeds,
+        allow_model_mismatch=allow_model_mismatch,
     )
     from helm_optimizer.serving.models import is_embedded_model
 

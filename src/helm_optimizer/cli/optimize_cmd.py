@@ -44,7 +44,11 @@ def optimize(
                                                    help="Training examples (default 500).")] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=2, help="Cap on optimization examples "
                                               "(half validation, half training).")] = None,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the evaluated instances and folds (and, unless "
+                                      "--optimizer-seed is given, of the optimizer).")] = 0,
+    optimizer_seed: Annotated[int | None, typer.Option("--optimizer-seed", help="Seed of the optimizer and of the "
+                                                       "train/val draw only; the agent is saved as "
+                                                       "<optimizer>.seed<s>.json.")] = None,
     auto: Annotated[str | None, typer.Option("--auto", help="light|medium|heavy (MIPROv2, GEPA).")] = "light",
     program: Annotated[str, typer.Option("--program", help="predict or cot (chain of thought).")] = "cot",
     fold: Annotated[int | None, typer.Option("--fold", min=0, help="Only this cross-fitting fold.")] = None,
@@ -90,6 +94,7 @@ def optimize(
             scenario=scenario, optimizer=optimizer, lm=lm, prompt_lm=prompt_lm, program=program,  # type: ignore[arg-type]
             max_bootstrapped_demos=max_bootstrapped_demos, max_labeled_demos=max_labeled_demos,
             num_threads=num_threads, val_size=val_size, train_size=train_size, limit=limit, seed=seed,
+            optimizer_seed=optimizer_seed,
             auto=None if auto in (None, "none", "") else auto,  # type: ignore[arg-type]
             data_dir=data_dir, output_dir=output_dir, cache_dir=cache_dir, cache=not no_cache, force=force,
             max_calls=max_calls, max_cost=max_cost, fold=fold, metric=metric,

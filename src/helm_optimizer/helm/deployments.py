@@ -154,13 +154,13 @@ def agent_deployments(lm: dict[str, Any], methods: Iterable[str], *, agents_dir:
 
 
 def agent_file_deployment(lm: dict[str, Any], method: str, *, scenario: str, fold: int | None, agent_file: Path,
-                          max_sequence_length: int = 128_000) -> DeploymentSet:
+                          max_sequence_length: int = 128_000, seed: int | None = None) -> DeploymentSet:
     """The deployment serving exactly ``agent_file`` (the ``method`` agent of one scenario and fold).
 
     Named :func:`~helm_optimizer.naming.agent_deployment_name`; its HELM model is the method's
     :func:`~helm_optimizer.naming.deployment_name`, so the leaderboard has one row per model and method.
     """
-    name = agent_deployment_name(lm["model"], method, scenario, fold)
+    name = agent_deployment_name(lm["model"], method, scenario, fold, seed)
     deployment = _agent_deployment(lm, method, name, {"agent_path": str(Path(agent_file).resolve())},
                                    max_sequence_length=max_sequence_length)
     return DeploymentSet(model_deployments=[deployment], models=[_method_metadata(lm["model"], method)])
@@ -194,7 +194,7 @@ def agents_dir_deployments(agents_dir: Path) -> DeploymentSet:
         out.extend(agent_deployments(entry["lm"], entry["methods"], agents_dir=root))
         for info in entry["agents"]:
             out.extend(agent_file_deployment(entry["lm"], info.optimizer, scenario=info.scenario, fold=info.fold,
-                                             agent_file=info.path))
+                                             agent_file=info.path, seed=info.seed))
     return out
 
 

@@ -36,6 +36,10 @@ class ScenarioProfile:
     """Fully qualified name of our corrected HELM metric, where HELM's metric is defective."""
     optimization_metric: str | None = None
     """The metric DSPy optimizes when HELM's main metric is known to be defective."""
+    optimization_note: str = ""
+    """Why ``optimization_metric`` replaces HELM's main metric (shown to the user)."""
+    fold_group: str | None = None
+    """A rule of :data:`helm_optimizer.helm.subsets.GROUP_RULES`: instances it groups share a fold."""
 
 
 PROFILES: dict[str, ScenarioProfile] = {
@@ -49,6 +53,8 @@ PROFILES: dict[str, ScenarioProfile] = {
         "HF ncbi/MedCalc-Bench split test",
         corrected_metric_class="helm_optimizer.metrics.medcalc.MedCalcBenchCorrectedMetric",
         optimization_metric="medcalc_bench_accuracy_corrected",
+        optimization_note="HELM's main metric scores lab and dosage rows 0",
+        fold_group="passage",
     ),
     "medec": ScenarioProfile(
         name="medec",
@@ -58,6 +64,8 @@ PROFILES: dict[str, ScenarioProfile] = {
         license="CC BY 4.0",
         source="abachaa/MEDEC commit 49c59dcb (pinned by HELM), MEDEC-MS/",
         corrected_metric_class="helm_optimizer.metrics.medec.MedecCorrectedMetric",
+        optimization_metric="medec_error_flag_accuracy_corrected",
+        optimization_note="HELM's error-flag accuracy counts an empty or unreadable answer as a flagged error",
     ),
     "head_qa": ScenarioProfile(
         name="head_qa",
@@ -117,5 +125,5 @@ def apply_profile(name: str, run_spec: Any, data_dir: str | None
             )
     override = profile.optimization_metric
     if override:
-        notes.append(f"{name}: optimizing {override} (HELM's main metric scores lab and dosage rows 0)")
+        notes.append(f"{name}: optimizing {override} ({profile.optimization_note})")
     return run_spec, profile, override, notes

@@ -70,6 +70,14 @@ _NUMBER = re.compile(r"(?<![\w.^])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][
 # The one unit in MedCalc-Bench that holds a number: GFR in mL/min/1.73 m².
 _UNIT_WITH_NUMBER = re.compile(r"/\s*1\.73\s*m(?:\^?2|²)?", re.IGNORECASE)
 _ANSWER_MARKER = re.compile(r"answer\s*(?:is|:|=)|final answer|result\s*(?:is|:|=)", re.IGNORECASE)
+_MINUS_SIGNS = str.maketrans({"\u2212": "-", "\ufe63": "-", "\uff0d": "-"})
+_NEGATION = re.compile(r"(?:\bnot|\bnever|n't|\bno)\s+(?:equal\s+to\s+|exactly\s+)?$", re.IGNORECASE)
+_NUM = r"-?\d[\d,]*(?:\.\d+)?"
+_RANGE_AFTER = re.compile(rf"\s*%?\s*(?:-|–|—|\bto\b|\bor\b)\s*{_NUM}", re.IGNORECASE)
+_RANGE_BEFORE = re.compile(rf"{_NUM}\s*%?\s*(?:–|—|\bto\b|\bor\b)\s*$|\d\s*%?-$", re.IGNORECASE)
+_BETWEEN_BEFORE = re.compile(r"\b(?:between|from)\s+$", re.IGNORECASE)
+_BETWEEN_AND_BEFORE = re.compile(rf"\b(?:between|from)\s+{_NUM}\s*%?\s*(?:and|to)\s+$", re.IGNORECASE)
+_AND_NUMBER = re.compile(rf"\s*%?\s*(?:and|to)\s+{_NUM}", re.IGNORECASE)
 _SLASH_DATE = re.compile(r"(?<!\d)(\d{1,2})/(\d{1,2})/(\d{4})(?!\d)")
 _ISO_DATE = re.compile(r"(?<!\d)(\d{4})-(\d{1,2})-(\d{1,2})(?!\d)")
 _MONTHS = (
@@ -112,31 +120,56 @@ def extract_medcalc_answer(text: str, output_type_hint: AnswerKind) -> float | d
     """The answer in a model's text, or ``None`` when there is none of the hinted kind.
 
     - ``"number"``: the first number after the last "answer is"/"answer:" marker if there is one,
-      else the last number in the text (thousands separators allowed: ``1,234.5``). Exponents
-      (``m^2``) and the ``/1.73 m²`` of GFR units are not taken for the answer.
-    - ``"date"``: the last date written ``mm/dd/yyyy``, ``yyyy-mm-dd`` or ``Month d, yyyy``.
-    - ``"gestational_age"``: the last ``('14 weeks', '1 days')``, ``14 weeks and 1 day``,
-      ``14w 1d`` or ``(14, 1)``; a bare ``14 weeks`` is 14 weeks 0 days and a bare ``99 days``
-      is 14 weeks 1 day.
+      else the last number in the text (thousands separators allowed: ``1,234.5``; a Unicode
+      minus ``−3`` is -3). A number right after a negation (``not 5``) is skipped, so
+      ``"the answer is not 5; it is 7"`` gives 7. A hedged range (``between 21 and 40``,
+      ``21-40``, ``21 to 40``, ``21 or 22``) is no answer (``None``). Exponents (``m^2``) and
+      the ``/1.73 m²`` of GFR units are not taken for the answer.
+    - ``"date"``: the first date after the last marker, else the last date, written
+      ``mm/dd/yyyy``, ``yyyy-mm-dd`` or ``Month d, yyyy``.
+    - ``"gestational_age"``: the first after the last marker, else the last, of
+      ``('14 weeks', '1 days')``, ``14 weeks and 1 day``, ``14w 1d`` or ``(14, 1)``; a bare
+      ``14 weeks`` is 14 weeks 0 days and a bare ``99 days`` is 14 weeks 1 day.
     """
     if not text or not text.strip():
         return None
+    text = text.translate(_MINUS_SIGNS)
     if output_type_hint == "number":
         return _extract_number(text)
+    markers = list(_ANSWER_MARKER.finditer(text))
+    start = markers[-1].end() if markers else 0
     if output_type_hint == "date":
-        return _extract_date(text)
-    return _extract_gestational_age(text)
+        return _extract_date(text[start:], first=bool(start)) or (_extract_date(text) if start else None)
+    return _extract_gestational_age(text[start:], first=bool(start)) or (
+        _extract_gestational_age(text) if start else None)
+
+
+def _negated(text: str, match: re.Match[str]) -> bool:
+    return _NEGATION.search(text, max(0, match.start() - 40), match.start()) is not None
+
+
+def _hedged(text: str, match: re.Match[str]) -> bool:
+    """Whether the number is the start or the end of a range (``21-40``, ``between 21 and 40``)."""
+    after, before = text[match.end():], text[:match.start()]
+    if _RANGE_AFTER.match(after) or _RANGE_BEFORE.search(before):
+        return True
+    return bool(_BETWEEN_BEFORE.search(before) and _AND_NUMBER.match(after)) or bool(
+        _BETWEEN_AND_BEFORE.search(before))
 
 
 def _extract_number(text: str) -> float | None:
     text = _UNIT_WITH_NUMBER.sub(" ", text)
     markers = list(_ANSWER_MARKER.finditer(text))
     if markers:
-        after = _NUMBER.search(text, markers[-1].end())
-        if after is not None:
-            return _to_float(after.group(0))
-    found = _NUMBER.findall(text)
-    return _to_float(found[-1]) if found else None
+        for after in _NUMBER.finditer(text, markers[-1].end()):
+            if _negated(text, after):
+                continue
+            return None if _hedged(text, after) else _to_float(after.group(0))
+    for match in reversed(list(_NUMBER.finditer(text))):
+        if _negated(text, match):
+            continue
+        return None if _hedged(text, match) else _to_float(match.group(0))
+    return None
 
 
 def _to_float(token: str) -> float | None:
@@ -147,7 +180,7 @@ def _to_float(token: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _extract_date(text: str) -> date | None:
+def _extract_date(text: str, *, first: bool = False) -> date | None:
     candidates: list[tuple[int, date]] = []
     for match in _SLASH_DATE.finditer(text):
         _append_date(candidates, match.start(), "%m/%d/%Y", "/".join(match.groups()))
@@ -156,7 +189,9 @@ def _extract_date(text: str) -> date | None:
     for match in _NAMED_DATE.finditer(text):
         month = match.group(1)[:3].lower()
         _append_date(candidates, match.start(), "%b %d %Y", f"{month} {match.group(2)} {match.group(3)}")
-    return max(candidates)[1] if candidates else None
+    if not candidates:
+        return None
+    return (min(candidates) if first else max(candidates))[1]
 
 
 def _append_date(candidates: list[tuple[int, date]], position: int, fmt: str, value: str) -> None:
@@ -164,18 +199,19 @@ def _append_date(candidates: list[tuple[int, date]], position: int, fmt: str, va
         candidates.append((position, datetime.strptime(value, fmt).date()))
 
 
-def _extract_gestational_age(text: str) -> GestationalAge | None:
+def _extract_gestational_age(text: str, *, first: bool = False) -> GestationalAge | None:
+    pick = 0 if first else -1
     for pattern in (_WEEKS_DAYS, _WEEKS_DAYS_TUPLE):
         matches = list(pattern.finditer(text))
         if matches:
-            weeks, days = matches[-1].groups()
+            weeks, days = matches[pick].groups()
             return GestationalAge(int(weeks), int(days))
     weeks_only = list(_WEEKS_ONLY.finditer(text))
     if weeks_only:
-        return GestationalAge(int(weeks_only[-1].group(1)), 0)
+        return GestationalAge(int(weeks_only[pick].group(1)), 0)
     days_only = list(_DAYS_ONLY.finditer(text))
     if days_only:
-        total = int(days_only[-1].group(1))
+        total = int(days_only[pick].group(1))
         return GestationalAge(total // 7, total % 7)
     return None
 

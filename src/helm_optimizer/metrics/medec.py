@@ -1,11 +1,17 @@
-"""MEDEC error-flag and error-sentence accuracy with HELM v0.5.16's defect fixed.
+"""MEDEC error-flag and error-sentence accuracy with HELM v0.5.16's defects fixed.
 
 For a note with an error HELM's gold text is ``"<sentence id> <corrected sentence>"``, but
 ``MedecMetric`` calls ``int()`` on the whole text; that fails, the gold sentence id becomes -1,
 and error-sentence accuracy is 0 for every note that has an error. Here the gold id is the
-leading integer of the gold text. Predictions are read as HELM reads them: ``CORRECT`` means no
-error (we also accept other letter case, surrounding whitespace and a trailing period), a leading
-integer is the flagged sentence id, anything else flags an error in an unreadable form.
+leading integer of the gold text.
+
+HELM's error-flag accuracy also rewards failure: every answer other than exactly ``CORRECT`` —
+an empty answer, a failed request, text in no readable form — counts as "error flagged", so an
+answerer that always fails scores 311/597 = 52 % on the test set. The official MEDIQA-CORR scorer
+counts a missing answer as wrong, and so does :data:`FLAG_METRIC` here: an answer is *readable*
+when it is ``CORRECT`` (any letter case, surrounding white space, a trailing period) or starts with
+a sentence id; an unreadable or empty answer is wrong on both metrics. HELM's own flag accuracy is
+kept beside it as the official figure.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ __all__ = [
     "FLAG_METRIC",
     "SENTENCE_METRIC",
     "MedecCorrectedMetric",
+    "is_readable_medec_answer",
     "medec_scores",
     "parse_medec_answer",
 ]
@@ -59,13 +66,19 @@ def parse_medec_answer(text: str) -> tuple[int, int]:
     return 1, _UNREADABLE
 
 
+def is_readable_medec_answer(text: str) -> bool:
+    """Whether an answer says ``CORRECT`` or names a sentence id (what both metrics can score)."""
+    return bool(text.strip()) and parse_medec_answer(text)[1] != _UNREADABLE
+
+
 def medec_scores(prediction: str, gold: str) -> dict[str, float]:
     """Error-flag and error-sentence accuracy (1.0 or 0.0 each) of one MEDEC answer.
 
-    The sentence is right when both say ``CORRECT``, or both flag an error and name the same
-    sentence id. An empty prediction scores 0 on both.
+    The flag is right when the answer is readable (:func:`is_readable_medec_answer`) and says
+    ``CORRECT`` exactly when the gold does. The sentence is right when both say ``CORRECT``, or both
+    flag an error and name the same sentence id. An empty or unreadable answer scores 0 on both.
     """
-    if not prediction.strip():
+    if not is_readable_medec_answer(prediction):
         return {FLAG_METRIC: 0.0, SENTENCE_METRIC: 0.0}
     gold_flag, gold_id = parse_medec_answer(gold)
     if gold_flag == 1 and gold_id == _UNREADABLE:
@@ -82,7 +95,8 @@ def medec_scores(prediction: str, gold: str) -> dict[str, float]:
 class MedecCorrectedMetric(Metric):  # type: ignore[misc]
     """HELM metric emitting ``medec_error_flag_accuracy_corrected`` and ``..._sentence_accuracy_corrected``.
 
-    A missing result, no completion or an empty completion scores 0 on both (HELM raises there).
+    A missing result, no completion, an empty completion or an unreadable one scores 0 on both
+    (HELM raises on the first three and counts the last as a flagged error).
     """
 
     def evaluate_generation(
@@ -109,7 +123,8 @@ class MedecCorrectedMetric(Metric):  # type: ignore[misc]
                 name=FLAG_METRIC,
                 display_name="Medical Error Flag Accuracy (corrected)",
                 short_display_name="MedecFlagAcc (corr.)",
-                description="Whether the model correctly says if a clinical note contains an error.",
+                description="Whether the model correctly says if a clinical note contains an error; an empty, "
+                "failed or unreadable answer counts as wrong (HELM's flag accuracy counts it as an error flagged).",
                 lower_is_better=False,
                 group=None,
             ),

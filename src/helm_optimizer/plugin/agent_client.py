@@ -101,7 +101,7 @@ class AgentClient(CachingClient):  # type: ignore[misc]
                 f"No {self.method} agent for model {self.model} under {self.agents_dir}; "
                 "run `helm-optimizer optimize` for this scenario and model first."
             )
-        names = ", ".join(agent_deployment_name(self.model, self.method, a.scenario, a.fold) for a in found)
+        names = ", ".join(agent_deployment_name(self.model, self.method, a.scenario, a.fold, a.seed) for a in found)
         raise _Fatal(
             f"{self.agents_dir} holds {len(found)} {self.method} agents for model {self.model} (several scenarios "
             f"or folds); choose one with model_deployment=<one of: {names}> (see `helm-optimizer register`)."

@@ -18,7 +18,7 @@ from helm.benchmark.scenarios.scenario import (
     with_instance_ids,
 )
 
-from helm_optimizer.helm.subsets import eval_plan, parse_subset
+from helm_optimizer.helm.subsets import eval_plan, instance_groups, parse_subset
 
 __all__ = ["EvalSubsetScenario"]
 
@@ -46,13 +46,15 @@ class EvalSubsetScenario(Scenario):  # type: ignore[misc]
         self.fold = int(options["fold"]) if "fold" in options else None
         self.num_folds = int(options.get("folds", 1))
         self.main_split = options.get("split", "test")
+        self.group = options.get("group")
 
     def get_instances(self, output_path: str) -> list[Instance]:
         instances = list(self.inner.get_instances(output_path))
         if any(instance.id is None for instance in instances):
             instances = with_instance_ids(instances)
-        test_ids = [str(i.id) for i in instances if i.split == self.main_split]
-        folds = eval_plan(test_ids, seed=self.seed, eval_limit=self.eval_limit, num_folds=self.num_folds)
+        test = [i for i in instances if i.split == self.main_split]
+        folds = eval_plan([str(i.id) for i in test], seed=self.seed, eval_limit=self.eval_limit,
+                          num_folds=self.num_folds, groups=instance_groups(test, self.group))
         chosen = set(folds[self.fold]) if self.fold is not None else {i for fold in folds for i in fold}
         return [i for i in instances if (i.split == self.main_split and str(i.id) in chosen)
                 or i.split == "train"]

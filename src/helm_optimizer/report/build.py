@@ -10,6 +10,7 @@ from pathlib import Path
 
 from helm_optimizer._io import write_bytes_atomic, write_text_atomic
 from helm_optimizer.errors import DataError
+from helm_optimizer.report.details import collect_details
 from helm_optimizer.report.explorer import collect_explorer_data, render_explorer
 from helm_optimizer.report.plots import render_figures
 from helm_optimizer.report.records import find_record_files, load_records, load_results
@@ -74,7 +75,7 @@ def build_report(
                         f"{stale[0].reason}); re-run `helm-optimizer sweep CONFIG` to evaluate the current setup.")
     records = load_records(output_dir, current)
     results = load_results(records)
-    table = build_table(results, seed=seed, resamples=resamples)
+    table = build_table(results, seed=seed, resamples=resamples, details=collect_details(results))
     figures = render_figures(table)
     paths = ReportPaths(
         directory=target,
@@ -146,7 +147,8 @@ def summarize_for_console(rows: Sequence[ReportRow]) -> list[dict[str, str]]:
     """A compact, pre-formatted view of the rows (one dict per row, same keys in every dict)."""
     summary: list[dict[str, str]] = []
     for row in rows:
-        p = "" if row.p_value is None else ("<0.001" if row.p_value < 0.001 else f"{row.p_value:.3f}")
+        p = "" if row.p_value_adjusted is None else (
+            "<0.001" if row.p_value_adjusted < 0.001 else f"{row.p_value_adjusted:.3f}")
         summary.append(
             {
                 "scenario": row.scenario,
@@ -157,7 +159,7 @@ def summarize_for_console(rows: Sequence[ReportRow]) -> list[dict[str, str]]:
                 "mean": _fmt(row.mean),
                 "95% CI": f"[{row.ci_low:.3f}, {row.ci_high:.3f}]",
                 "delta": _fmt(row.delta, signed=True),
-                "p": p,
+                "p (Holm)": p,
                 "sig": "" if row.significant is None else ("*" if row.significant else ""),
                 "check": "ok" if not row.warnings else "WARNING",
             }

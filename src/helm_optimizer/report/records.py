@@ -64,10 +64,28 @@ class EvaluationRecord:
     count: int
     evaluation: Usage
     optimization: Usage | None
+    # -- issue 13 (optional keys; older records lack them) ---------------------------------------------
+    optimizer_seed: int | None = None
+    """The optimizer seed of a multi-seed sweep's agent; None for single-seed methods."""
+    decoding: Mapping[str, Any] | None = None
+    """max_tokens, temperature and stop the method decoded under (and who set them)."""
+    mean_completion_tokens: float | None = None
+    provenance: Mapping[str, Any] | None = None
+    """What the agent was optimized on, checked against the evaluated instances."""
+    contamination: Mapping[str, Any] | None = None
 
     @property
     def key(self) -> tuple[str, str, str]:
         return (self.scenario, self.model, self.method)
+
+    @property
+    def seed_key(self) -> tuple[str, str, str, int]:
+        return (*self.key, -1 if self.optimizer_seed is None else self.optimizer_seed)
+
+    @property
+    def entry_name(self) -> str:
+        """The run entry's scenario name (``medec`` of ``medec:...``)."""
+        return self.run_entry.split(":", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -88,6 +106,7 @@ class MethodResult:
     """Number of per-instance scores read from each record's run, in the order of ``records``."""
     stats_json_means: tuple[float | None, ...]
     """HELM's aggregate from each run's ``stats.json`` (None where the file or the stat is absent)."""
+    optimizer_seed: int | None = None
 
     @property
     def folds_present(self) -> tuple[int, ...]:
@@ -147,6 +166,11 @@ def load_record(path: Path, output_dir: Path) -> EvaluationRecord:
         count=data.count,
         evaluation=data.evaluation,
         optimization=optimization,
+        optimizer_seed=data.optimizer_seed,
+        decoding=data.decoding,
+        mean_completion_tokens=data.mean_completion_tokens,
+        provenance=data.provenance,
+        contamination=data.contamination,
     )
 
 
@@ -249,10 +273,10 @@ def merge_folds(folds: Sequence[tuple[str, Mapping[str, float]]]) -> dict[str, f
     return merged
 
 
-def _group(records: Sequence[EvaluationRecord]) -> dict[tuple[str, str, str], list[EvaluationRecord]]:
-    groups: dict[tuple[str, str, str], list[EvaluationRecord]] = defaultdict(list)
+def _group(records: Sequence[EvaluationRecord]) -> dict[tuple[str, str, str, int], list[EvaluationRecord]]:
+    groups: dict[tuple[str, str, str, int], list[EvaluationRecord]] = defaultdict(list)
     for record in records:
-        groups[record.key].append(record)
+        groups[record.seed_key].append(record)
     for key, group in groups.items():
         first = group[0]
         seen: dict[int | None, EvaluationRecord] = {}
@@ -263,13 +287,13 @@ def _group(records: Sequence[EvaluationRecord]) -> dict[tuple[str, str, str], li
                 first.split,
             ):
                 raise DataError(
-                    f"Evaluation records {first.path} and {record.path} of {'/'.join(key)} disagree on "
+                    f"Evaluation records {first.path} and {record.path} of {'/'.join(key[:3])} disagree on "
                     "num_folds, main_metric or split; delete the stale one and rerun the sweep."
                 )
             if record.fold in seen:
                 raise DataError(
                     f"Evaluation records {seen[record.fold].path} and {record.path} describe the same run "
-                    f"({'/'.join(key)}, fold {record.fold}); delete the stale one."
+                    f"({'/'.join(key[:3])}, fold {record.fold}); delete the stale one."
                 )
             seen[record.fold] = record
         group.sort(key=lambda r: -1 if r.fold is None else r.fold)
@@ -295,6 +319,7 @@ def load_results(records: Sequence[EvaluationRecord]) -> list[MethodResult]:
                 scores=merged,
                 fold_sizes=tuple(len(scores) for _, scores in per_fold),
                 stats_json_means=tuple(load_helm_aggregate(r.run_dir, r.main_metric, r.split) for r in group),
+                optimizer_seed=None if key[3] < 0 else key[3],
             )
         )
     return results

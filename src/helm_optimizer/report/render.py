@@ -13,6 +13,7 @@ from typing import Any
 
 from helm_optimizer.naming import METHOD_BASELINE, METHOD_ZS_COT, METHOD_ZS_PREDICT
 from helm_optimizer.records import ReportFile
+from helm_optimizer.report.notes import decoding_summary, header_notes
 from helm_optimizer.report.plots import FigureBytes
 from helm_optimizer.report.table import COLUMNS, SIGNIFICANCE_LEVEL, ReportRow, ReportTable
 
@@ -43,6 +44,17 @@ def _int(value: int | None) -> str:
     return _DASH if value is None else str(value)
 
 
+def _pct(value: float | None) -> str:
+    return _DASH if value is None else f"{100 * value:.1f}%"
+
+
+def _seeds(row: ReportRow) -> str:
+    if row.num_seeds <= 1:
+        return _DASH
+    means = ", ".join(f"{m:.3f}" for m in row.seed_means)
+    return f"{row.num_seeds} seeds: sd {row.seed_sd or 0.0:.3f}, spread {row.seed_spread or 0.0:.3f} ({means})"
+
+
 def _sig(row: ReportRow) -> str:
     if row.significant is None:
         return _DASH
@@ -54,6 +66,10 @@ def _test(row: ReportRow) -> str:
         return _DASH
     if row.test == "mcnemar-exact":
         return f"McNemar (b={row.mcnemar_b}, c={row.mcnemar_c})"
+    if row.test == "cluster-bootstrap":
+        return f"cluster bootstrap ({row.clusters} groups)"
+    if row.test == "two-level-bootstrap":
+        return "two-level bootstrap (seeds x instances)"
     return "paired bootstrap"
 
 
@@ -76,8 +92,12 @@ _SCORE_HEADERS: tuple[str, ...] = (
     "Δ vs baseline",
     "Δ 95% CI",
     "p",
+    "p (Holm)",
     "test",
-    f"significant (p<{SIGNIFICANCE_LEVEL})",
+    f"significant (Holm p<{SIGNIFICANCE_LEVEL})",
+    "format failures",
+    "extracted",
+    "optimizer seeds",
     "check",
 )
 
@@ -94,8 +114,12 @@ def _score_cells(row: ReportRow) -> list[str]:
         _signed(row.delta),
         _ci(row.delta_ci_low, row.delta_ci_high),
         _p(row.p_value),
+        _p(row.p_value_adjusted),
         _test(row),
         _sig(row),
+        _pct(row.format_failure_rate),
+        _f3(row.extracted_mean),
+        _seeds(row),
         _check(row),
     ]
 
@@ -112,6 +136,8 @@ _COST_HEADERS: tuple[str, ...] = (
     "opt tokens (prompt / completion)",
     "opt cost",
     "opt wall time (s)",
+    "decoding",
+    "mean completion tokens",
 )
 
 
@@ -128,6 +154,8 @@ def _cost_cells(row: ReportRow) -> list[str]:
         _tokens(row.opt_prompt_tokens, row.opt_completion_tokens),
         _f3(row.opt_cost),
         _f3(row.opt_wall_time_s),
+        decoding_summary(row.decoding),
+        _f3(row.mean_completion_tokens),
     ]
 
 
@@ -138,6 +166,9 @@ _FLIP_HEADERS = (
     "ahead under method",
     "baseline means",
     "method means",
+    "P(baseline order)",
+    "P(method order)",
+    "called",
 )
 
 
@@ -150,9 +181,20 @@ def _flip_cells(table: ReportTable) -> list[list[str]]:
             f.model_b,
             f"{f.baseline_a:.3f} > {f.baseline_b:.3f}",
             f"{f.method_a:.3f} < {f.method_b:.3f}",
+            _f3(f.p_baseline_order),
+            _f3(f.p_method_order),
+            _DASH if f.stable is None else ("yes: stable" if f.stable else "no: not stable"),
         ]
         for f in table.flips
     ]
+
+
+_STABILITY_HEADERS = ("scenario", "method", "ahead", "behind", "n", "P(order kept)", "stable")
+
+
+def _stability_cells(table: ReportTable) -> list[list[str]]:
+    return [[p.scenario, p.method, p.model_a, p.model_b, str(p.n), f"{p.p_order:.3f}", "yes" if p.stable else "no"]
+            for p in table.stability]
 
 
 def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -170,6 +212,8 @@ def render_markdown(table: ReportTable) -> str:
         f"Bootstrap: {table.resamples} resamples, seed {table.seed}. Δ is method minus baseline over "
         "the instances both were scored on.",
         "",
+        *(f"- {note}" for note in header_notes(table)),
+        "",
         "## Scores",
         "",
         *_md_table(_SCORE_HEADERS, [_score_cells(r) for r in table.rows]),
@@ -185,6 +229,11 @@ def render_markdown(table: ReportTable) -> str:
         lines += _md_table(_FLIP_HEADERS, _flip_cells(table))
     else:
         lines.append("No pair of models changes order between the baseline and any method.")
+    lines += ["", "## Rank stability", ""]
+    if table.stability:
+        lines += _md_table(_STABILITY_HEADERS, _stability_cells(table))
+    else:
+        lines.append("Fewer than two models per scenario and method: no pair to rank.")
     lines += ["", "## HELM run directories", "", *(f"- `{d}`" for d in table.run_dirs), ""]
     return "\n".join(lines)
 
@@ -192,6 +241,8 @@ def render_markdown(table: ReportTable) -> str:
 def _csv_value(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
@@ -225,6 +276,8 @@ def render_json(table: ReportTable, *, stale: list[dict[str, str]] | None = None
             for r in table.rankings
         ],
         ranking_flips=[asdict(f) for f in table.flips],
+        rank_stability=[{**asdict(p), "stable": p.stable} for p in table.stability],
+        notes=header_notes(table),
         run_dirs=list(table.run_dirs),
         stale_records=stale or [],
         **(value or {}),
@@ -260,12 +313,17 @@ merge their folds), with a 95% percentile-bootstrap confidence interval.</li>
 <li><b>Δ vs baseline</b> is method minus baseline over the instances both were scored on, with a
 paired-bootstrap 95% CI. The <b>p</b>-value is McNemar's exact test when both metrics are 0/1 per
 instance (b = instances only the method gets right, c = only the baseline), otherwise the paired
-bootstrap. <b>significant</b> means p &lt; 0.05 for that single comparison; with many rows, expect
-some false positives.</li>
+bootstrap; where instances share a group it is a cluster bootstrap, and for several optimizer seeds
+a two-level bootstrap over seeds and instances. <b>p (Holm)</b> adjusts p for every comparison of
+the report (Holm's step-down method); <b>significant</b> means p (Holm) &lt; 0.05.</li>
+<li><b>format failures</b> is the share of answers HELM's metric cannot read (an option letter for
+multiple choice); <b>extracted</b> is the multiple-choice accuracy after one extraction rule applied
+to every method. <b>decoding</b> (cost table) says what each method decoded under.</li>
 <li><b>Ranking flips</b> list pairs of models whose order under a method reverses their order under
 the baseline prompt.</li>
 <li><b>check</b> confirms that the per-instance mean equals HELM's aggregate; any mismatch, missing
-fold or partial overlap with the baseline is shown as a warning.</li>
+fold, partial overlap with the baseline, agent whose optimization data could not be verified against
+the evaluated instances, or agent demos dropped for quoting test questions is shown as a warning.</li>
 </ul>
 </div>
 """
@@ -316,11 +374,14 @@ def render_html(table: ReportTable, figures: FigureBytes, sections: Sequence[str
         _SCORE_HEADERS,
         [_score_cells(r) for r in rows],
         _row_class(rows),
-        numeric=frozenset({4, 5, 6, 7, 8, 9}),
+        numeric=frozenset({4, 5, 6, 7, 8, 9, 10, 13, 14}),
     )
     costs = _html_table(
-        _COST_HEADERS, [_cost_cells(r) for r in rows], _row_class(rows), numeric=frozenset(range(3, 11))
+        _COST_HEADERS, [_cost_cells(r) for r in rows], _row_class(rows), numeric=frozenset({*range(3, 11), 12})
     )
+    stability = (_html_table(_STABILITY_HEADERS, _stability_cells(table), numeric=frozenset({4, 5}))
+                 if table.stability else "<p>Fewer than two models per scenario and method: no pair to rank.</p>")
+    notes = "<ul>" + "".join(f"<li>{escape(n)}</li>" for n in header_notes(table)) + "</ul>"
     if table.flips:
         flips = _html_table(_FLIP_HEADERS, _flip_cells(table))
     else:
@@ -354,6 +415,7 @@ def render_html(table: ReportTable, figures: FigureBytes, sections: Sequence[str
         f"<p>{len(table.scenarios)} scenario(s), {len({r.model for r in rows})} model(s), "
         f"{len({r.method for r in rows})} method(s); bootstrap with {table.resamples} resamples, "
         f"seed {table.seed}.</p>",
+        notes,
         _HOW_TO_READ,
         "<h2>Scores by scenario and model</h2>",
         "<figure>",
@@ -369,6 +431,10 @@ def render_html(table: ReportTable, figures: FigureBytes, sections: Sequence[str
         "<figcaption>Rank 1 is best. A red ring marks a model whose order against another model "
         "is reversed relative to the baseline.</figcaption>",
         "</figure>",
+        "<h2>Rank stability</h2>",
+        "<p>Probability (paired bootstrap over instances, and seeds where present) that the model ranked "
+        "ahead stays ahead; a flip is called only when both orders are stable (at least 0.95).</p>",
+        stability,
         "<h2>Ranking flips</h2>",
         flips,
         "<h2>Cost</h2>",

@@ -1,7 +1,15 @@
-"""Pure statistics for the report: bootstrap CIs, paired tests and model rankings.
+"""Pure statistics for the report: bootstrap CIs, paired tests, multiplicity and model rankings.
 
 numpy only. Every random draw comes from ``numpy.random.default_rng(seed)``: the same inputs and
 seed give the same numbers.
+
+* Instances that share a group (near-duplicate questions, MEDEC's note pairs, MedCalc-Bench's
+  shared patient notes) are not independent: :func:`cluster_bootstrap_mean_ci` and
+  :func:`compare_clustered` resample whole groups, and both the interval and the test come from
+  that one bootstrap.
+* :func:`holm_adjust` controls the family-wise error rate over every comparison of a report
+  (Holm's step-down method).
+* Optimizer seeds: :mod:`helm_optimizer.report.seeds`; rank stability: :mod:`helm_optimizer.report.ranks`.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import numpy.typing as npt
 
 from helm_optimizer.errors import DataError
 from helm_optimizer.naming import METHOD_BASELINE
+from helm_optimizer.report.resample import centred_p, weighted_means
 
 __all__ = [
     "DEFAULT_RESAMPLES",
@@ -26,7 +35,11 @@ __all__ = [
     "PairedComparison",
     "RankingFlip",
     "bootstrap_mean_ci",
+    "cluster_bootstrap_mean_ci",
+    "cluster_index",
+    "compare_clustered",
     "compare_paired",
+    "holm_adjust",
     "is_binary",
     "mcnemar_exact",
     "paired_bootstrap",
@@ -38,7 +51,7 @@ DEFAULT_RESAMPLES = 2000
 _MAX_DRAWS_PER_CHUNK = 4_000_000  # bounds memory: a chunk of resamples holds at most this many indices
 
 Values = Sequence[float] | npt.NDArray[np.float64]
-TestName = Literal["mcnemar-exact", "paired-bootstrap"]
+TestName = Literal["mcnemar-exact", "paired-bootstrap", "cluster-bootstrap", "two-level-bootstrap"]
 
 
 @dataclass(frozen=True)
@@ -93,6 +106,12 @@ class RankingFlip:
     baseline_b: float
     method_a: float
     method_b: float
+    p_baseline_order: float | None = None
+    """Bootstrap probability that model_a is ahead of model_b under the baseline."""
+    p_method_order: float | None = None
+    """Bootstrap probability that model_b is ahead of model_a under the method."""
+    stable: bool | None = None
+    """Both orders hold with probability >= the stability level: only then is the flip called."""
 
 
 def _vector(values: Values) -> npt.NDArray[np.float64]:
@@ -276,3 +295,61 @@ def ranking_flips(
                 )
             )
     return flips
+
+
+# ---------------------------------------------------------------------------------------------------
+# Groups, multiplicity, seeds
+# ---------------------------------------------------------------------------------------------------
+def holm_adjust(p_values: Sequence[float | None]) -> list[float | None]:
+    """Holm's step-down adjusted p-values (family-wise error control); ``None`` entries stay ``None``.
+
+    With ``m`` p-values sorted ascending, the ``i``-th (0-based) becomes
+    ``max_{j<=i} min(1, (m - j) * p_(j))``: reject where the adjusted value is below the level.
+    """
+    present = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    m = len(present)
+    out: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    for rank, (p, index) in enumerate(present):
+        running = max(running, min(1.0, (m - rank) * p))
+        out[index] = running
+    return out
+
+
+def cluster_index(ids: Sequence[str], groups: Mapping[str, object]) -> npt.NDArray[np.int64]:
+    """Cluster number (0..G-1, by first appearance) of each id; an id without a group is its own."""
+    numbers: dict[object, int] = {}
+    out = np.empty(len(ids), dtype=np.int64)
+    for k, instance_id in enumerate(ids):
+        key = groups.get(instance_id, ("alone", instance_id))
+        out[k] = numbers.setdefault(key, len(numbers))
+    return out
+
+
+def cluster_bootstrap_mean_ci(values: Values, clusters: npt.NDArray[np.int64], *, seed: int,
+                              resamples: int = DEFAULT_RESAMPLES, level: float = 0.95) -> MeanCI:
+    """Mean with a percentile interval from resampling whole clusters (the ratio estimator)."""
+    _check_resamples(resamples)
+    x = _vector(values)
+    draws = weighted_means(x, np.asarray(clusters), np.random.default_rng(seed), resamples)
+    low, high = _percentile_interval(draws, level)
+    return MeanCI(mean=float(x.mean()), ci_low=low, ci_high=high, n=int(x.size))
+
+
+def compare_clustered(method: Mapping[str, float], baseline: Mapping[str, float], groups: Mapping[str, object], *,
+                      seed: int, resamples: int = DEFAULT_RESAMPLES, level: float = 0.95) -> PairedComparison:
+    """Method minus baseline with interval and p-value from one paired *cluster* bootstrap.
+
+    The p-value is the bootstrap's own (re-centred on the null, as :func:`paired_bootstrap`), so the
+    interval and the test cannot disagree in procedure.
+    """
+    _check_resamples(resamples)
+    common = sorted(method.keys() & baseline.keys())
+    if not common:
+        raise DataError("The method and the baseline share no instance ids; evaluate both on the same split.")
+    d = np.array([method[i] - baseline[i] for i in common], dtype=np.float64)
+    delta = float(d.mean())
+    draws = weighted_means(d, cluster_index(common, groups), np.random.default_rng(seed), resamples)
+    low, high = _percentile_interval(draws, level)
+    return PairedComparison(n=len(common), delta=delta, ci_low=low, ci_high=high,
+                            p_value=centred_p(draws, delta, resamples), test="cluster-bootstrap", b=None, c=None)

@@ -9,8 +9,12 @@ Rules, in order:
 3. When no such data exists (MedCalc-Bench offline, Medbullets), the test pool is *cross-fitted*:
    its instances are split by seed into two folds; the agent for fold ``k`` is optimized on the
    other instances and evaluated on fold ``k`` only, and reports merge both folds.
-4. Optimization questions that also appear in the test set (exactly or after normalization) are a
-   :class:`LeakageError` naming the overlap.
+4. Optimization questions that are the same question as a test question (exactly, after
+   normalization, or as a near-duplicate: see :mod:`helm_optimizer.scenarios.contamination`) are a
+   :class:`LeakageError` naming the overlap, or are dropped (``on_overlap="drop"``, and always when
+   cross-fitting). Optimization data from outside the test split is compared with the *whole* test
+   split, so any evaluation subset of it is clean; a cross-fitted agent's data with its held-out fold.
+5. Instances the benchmark groups (MedCalc-Bench's shared patient notes) share a fold.
 
 Everything is deterministic given ``seed``.
 """
@@ -26,7 +30,8 @@ from typing import Any
 
 from helm_optimizer._io import fingerprint
 from helm_optimizer.errors import DataError, LeakageError
-from helm_optimizer.helm.subsets import eval_plan
+from helm_optimizer.helm.subsets import eval_plan, instance_groups
+from helm_optimizer.scenarios.contamination import find_duplicates, question_of
 
 __all__ = [
     "STRATEGY_CROSS_FIT",
@@ -35,7 +40,10 @@ __all__ = [
     "ScenarioDataset",
     "default_cache_root",
     "evaluation_data_fingerprint",
+    "is_multiple_choice",
     "load_dataset",
+    "scenario_instances",
+    "test_split_fingerprint",
 ]
 
 logger = logging.getLogger(__name__)
@@ -75,6 +83,16 @@ class ScenarioDataset:
     sample: Any | None = None
     custom: Any | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    train_ids: list[str] = field(default_factory=list)
+    """``<split>:<instance id>`` of each training example (test-split ids only when cross-fitting); an
+    instance without an id (official non-test files) is named by a fingerprint of its content."""
+    val_ids: list[str] = field(default_factory=list)
+    reference_questions: list[Any] = field(default_factory=list)
+    """The test questions optimization data must not repeat (the whole test split, or the held-out fold)."""
+    contamination: dict[str, Any] = field(default_factory=dict)
+    """What the near-duplicate check compared and found (counts per kind, dropped)."""
+    test_fingerprint: str = ""
+    """Fingerprint of the whole test split (ids and input texts)."""
 
     @property
     def fingerprint(self) -> str:
@@ -142,17 +160,11 @@ def evaluation_data_fingerprint(task: Any, cache_root: Path) -> str:
     Any change to the data (a file edited, another data directory with other content, another
     version of a downloaded dataset) changes it.
     """
-    instances = _task_instances(task, cache_root)
+    instances = scenario_instances(task, cache_root)
     return fingerprint([
         [str(i.id), i.input.text, [[r.output.text, bool(r.is_correct)] for r in i.references]]
         for i in instances if i.split == task.main_split
     ])
-
-
-def _task_instances(task: Any, cache_root: Path) -> list[Any]:
-    spec_key = {"entry": task.name, "args": task.args, "scenario": task.scenario_spec.class_name,
-                "scenario_args": task.scenario_spec.args, "files": _file_stamp(task.data_dir)}
-    return _cached_instances(cache_root, "scenario", spec_key, lambda: task.load_instances(cache_root))
 
 
 def _cached_instances(cache_root: Path, role: str, key_parts: dict[str, Any], build: Any) -> list[Any]:
@@ -184,6 +196,13 @@ def _cached_instances(cache_root: Path, role: str, key_parts: dict[str, Any], bu
     except Exception as exc:  # caching is an optimization; failing to write it is not fatal
         logger.warning("Could not write dataset cache %s: %s", path, exc)
     return list(instances)
+
+
+def scenario_instances(task: Any, cache_root: Path) -> list[Any]:
+    """Every instance of a HELM task (all splits), from the local cache when it is current."""
+    spec_key = {"entry": task.name, "args": task.args, "scenario": task.scenario_spec.class_name,
+                "scenario_args": task.scenario_spec.args, "files": _file_stamp(task.data_dir)}
+    return _cached_instances(cache_root, "scenario", spec_key, lambda: task.load_instances(cache_root))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -218,8 +237,13 @@ def _split_sizes(n_train_pool: int, n_val_pool: int, *, separate: bool, val_size
 def load_dataset(entry: str, *, data_dir: str | Path | None = None, seed: int = 0, limit: int | None = None,
                  val_size: int | None = None, train_size: int | None = None, fold: int | None = None,
                  eval_limit: int | None = None, plugins: Sequence[str] = (), metric: str | None = None,
-                 cache_dir: Path | None = None, on_overlap: str = "refuse") -> ScenarioDataset:
-    """Build the optimization data for a run entry (see the module docstring for the rules)."""
+                 cache_dir: Path | None = None, on_overlap: str = "refuse",
+                 optimizer_seed: int | None = None) -> ScenarioDataset:
+    """Build the optimization data for a run entry (see the module docstring for the rules).
+
+    ``seed`` decides the evaluated subset and the folds (shared with evaluation); ``optimizer_seed``
+    (default: ``seed``) decides which optimization examples are drawn for train and validation.
+    """
     from helm_optimizer.naming import parse_run_entry
     from helm_optimizer.scenarios.custom import CUSTOM_SCENARIOS
 
@@ -235,7 +259,8 @@ def load_dataset(entry: str, *, data_dir: str | Path | None = None, seed: int = 
         return _custom_dataset(name, seed=seed, limit=limit, val_size=val_size, train_size=train_size)
     return _helm_dataset(entry, data_dir=data_dir, seed=seed, limit=limit, val_size=val_size,
                          train_size=train_size, fold=fold, eval_limit=eval_limit, plugins=plugins,
-                         metric=metric, cache_root=cache_dir or default_cache_root(), on_overlap=on_overlap)
+                         metric=metric, cache_root=cache_dir or default_cache_root(), on_overlap=on_overlap,
+                         optimizer_seed=seed if optimizer_seed is None else optimizer_seed)
 
 
 def _custom_dataset(name: str, *, seed: int, limit: int | None, val_size: int | None,
@@ -259,13 +284,14 @@ def _custom_dataset(name: str, *, seed: int, limit: int | None, val_size: int | 
 
 def _helm_dataset(entry: str, *, data_dir: str | Path | None, seed: int, limit: int | None,
                   val_size: int | None, train_size: int | None, fold: int | None, eval_limit: int | None,
-                  plugins: Sequence[str], metric: str | None, cache_root: Path, on_overlap: str) -> ScenarioDataset:
+                  plugins: Sequence[str], metric: str | None, cache_root: Path, on_overlap: str,
+                  optimizer_seed: int) -> ScenarioDataset:
     from helm.benchmark.scenarios.scenario import TRAIN_SPLIT, VALID_SPLIT
 
     from helm_optimizer.helm.task import build_task
     from helm_optimizer.metrics.helm_metric import HelmScorer
     task = build_task(entry, data_dir=data_dir, plugins=plugins, metric=metric)
-    instances = _task_instances(task, cache_root)
+    instances = scenario_instances(task, cache_root)
     test = [i for i in instances if i.split == task.main_split]
     if not test:
         splits = sorted({str(i.split) for i in instances})
@@ -300,7 +326,9 @@ def _helm_dataset(entry: str, *, data_dir: str | Path | None, seed: int, limit: 
             f"{task.name}: no training data disjoint from the test split; cross-fitting {NUM_FOLDS} folds "
             "(each agent is optimized on the other fold's instances and evaluated on its own fold)"
         )
-    folds = eval_plan(test_ids, seed=seed, eval_limit=eval_limit, num_folds=num_folds)
+    rule = task.profile.fold_group if task.profile is not None else None
+    folds = eval_plan(test_ids, seed=seed, eval_limit=eval_limit, num_folds=num_folds,
+                      groups=instance_groups(test, rule))
     if strategy == STRATEGY_CROSS_FIT:
         k = 0 if fold is None else fold
         if k >= num_folds:
@@ -316,21 +344,29 @@ def _helm_dataset(entry: str, *, data_dir: str | Path | None, seed: int, limit: 
         eval_ids = folds[0]
         held_out = set(eval_ids)
 
-    # Leakage: no optimization question may appear among the evaluated test questions. With "drop"
-    # (always when cross-fitting) repeats are removed from the pools; with "refuse" the examples
-    # actually selected are checked below and any repeat stops the run.
-    eval_instances = [i for i in test if str(i.id) in held_out]
+    # Leakage: no optimization question may repeat a test question: any of the whole test split for
+    # data from other splits, any of the held-out fold when cross-fitting. With "drop" (always when
+    # cross-fitting) repeats are removed from the pools; with "refuse" the examples actually
+    # selected are checked below and any repeat stops the run.
+    multiple_choice = is_multiple_choice(task)
+    reference = [i for i in test if str(i.id) in held_out] if strategy == STRATEGY_CROSS_FIT else test
+    reference_questions = [question_of(i, multiple_choice=multiple_choice) for i in reference]
+    contamination: dict[str, Any] = {"compared_with": "held-out fold" if strategy == STRATEGY_CROSS_FIT
+                                     else "whole test split", "test_questions": len(reference), "dropped": 0}
     if strategy == STRATEGY_CROSS_FIT or on_overlap == "drop":
-        overlap = _overlap(train_pool + valid_pool, eval_instances)
-        if overlap.has_overlap:
-            banned = {_canonical(i) for i in eval_instances}
-            before = len(train_pool) + len(valid_pool)
-            train_pool = [i for i in train_pool if _canonical(i) not in banned]
-            valid_pool = [i for i in valid_pool if _canonical(i) not in banned]
-            notes.append(f"dropped {before - len(train_pool) - len(valid_pool)} optimization instances that repeat "
-                         f"an evaluated test question ({overlap.summary()})")
+        pools = train_pool + valid_pool
+        report = find_duplicates([question_of(i, multiple_choice=multiple_choice) for i in pools],
+                                 reference_questions)
+        contamination.update(report.as_dict())
+        if report.has_overlap:
+            banned = {id(pools[j]) for j in report.flagged}
+            train_pool = [i for i in train_pool if id(i) not in banned]
+            valid_pool = [i for i in valid_pool if id(i) not in banned]
+            contamination["dropped"] = len(banned)
+            notes.append(f"dropped {len(banned)} optimization instances that repeat a test question "
+                         f"({report.summary()})")
 
-    rng = random.Random(f"optimization-split:{seed}:{k}")
+    rng = random.Random(f"optimization-split:{optimizer_seed}:{k}")
     separate = bool(valid_pool) and bool(train_pool)
     if not separate:
         pool = [*train_pool, *valid_pool]
@@ -348,11 +384,13 @@ def _helm_dataset(entry: str, *, data_dir: str | Path | None, seed: int, limit: 
     if not train_instances:
         raise DataError(f"Scenario '{entry}' leaves no optimization examples; raise --limit or check the data.")
     if strategy != STRATEGY_CROSS_FIT and on_overlap == "refuse":
-        overlap = _overlap(train_instances + val_instances, eval_instances)
-        if overlap.has_overlap:
-            examples = "; ".join(repr(e.splitlines()[0][:80]) for e in overlap.examples[:3])
+        report = find_duplicates([question_of(i, multiple_choice=multiple_choice)
+                                  for i in train_instances + val_instances], reference_questions)
+        contamination.update(report.as_dict())
+        if report.has_overlap:
+            examples = "; ".join(repr(e.splitlines()[0][:80]) for e in report.examples[:3])
             raise LeakageError(
-                f"Optimization data of '{entry}' overlaps the test split: {overlap.summary()}, e.g. {examples}; pass "
+                f"Optimization data of '{entry}' overlaps the test split: {report.summary()}, e.g. {examples}; pass "
                 "--on-overlap drop to leave those questions out of the optimization data, or fix the files."
             )
 
@@ -361,7 +399,7 @@ def _helm_dataset(entry: str, *, data_dir: str | Path | None, seed: int, limit: 
     states: dict[tuple[str, str], Any] = {}
     skipped = 0
 
-    def to_examples(items: list[Any]) -> list[Any]:
+    def to_examples(items: list[Any], ids: list[str]) -> list[Any]:
         nonlocal skipped
         out = []
         for instance in items:
@@ -371,10 +409,13 @@ def _helm_dataset(entry: str, *, data_dir: str | Path | None, seed: int, limit: 
                 continue
             states[(prompted.inputs, prompted.output)] = prompted.request_state
             out.append(dspy.Example(inputs=prompted.inputs, output=prompted.output).with_inputs("inputs"))
+            ids.append(f"{instance.split}:{_instance_id(instance)}")
         return out
 
-    train = to_examples(train_instances)
-    val = to_examples(val_instances)
+    train_ids: list[str] = []
+    val_ids: list[str] = []
+    train = to_examples(train_instances, train_ids)
+    val = to_examples(val_instances, val_ids)
     if skipped:
         notes.append(f"skipped {skipped} optimization instances without a correct reference")
     sample = task.prompt(test[0])
@@ -384,29 +425,23 @@ def _helm_dataset(entry: str, *, data_dir: str | Path | None, seed: int, limit: 
         fold=k, num_folds=num_folds, eval_ids=eval_ids, test_size=len(test_ids), provenance=provenance,
         notes=notes, scorer=scorer, sample=sample,
         counts={"train_pool": len(train_pool), "valid_pool": len(valid_pool), "test": len(test_ids)},
+        train_ids=train_ids, val_ids=val_ids, reference_questions=reference_questions,
+        contamination=contamination, test_fingerprint=test_split_fingerprint(test),
     )
 
 
-def _question(instance: Any) -> str:
-    """An instance as the question HELM asks: its input followed by its options/references."""
-    refs = "\n".join(str(ref.output.text) for ref in instance.references)
-    return f"{instance.input.text or ''}\n{refs}"
+def _instance_id(instance: Any) -> str:
+    """HELM's id, or (official non-test files carry none) a fingerprint of the question and references."""
+    if instance.id is not None:
+        return str(instance.id)
+    return "content-" + fingerprint([str(instance.input.text or ""), [str(r.output.text) for r in instance.references]])
 
 
-def _canonical(instance: Any) -> str:
-    """Order-insensitive normalized form: a reordered option list is still the same question."""
-    from helm_optimizer.scenarios.overlap import normalize_text
-
-    refs = sorted(normalize_text(str(ref.output.text)) for ref in instance.references)
-    return normalize_text(str(instance.input.text or "")) + " || " + " | ".join(refs)
+def is_multiple_choice(task: Any) -> bool:
+    """Whether the task's references are answer options (HELM's multiple-choice adapters)."""
+    return str(task.adapter_spec.method).startswith("multiple_choice")
 
 
-def _overlap(candidates: Sequence[Any], test: Sequence[Any]) -> Any:
-    """Exact overlap of the questions as written, normalized overlap of their canonical forms."""
-    from helm_optimizer.scenarios.overlap import OverlapReport, find_overlap
-
-    exact = find_overlap([_question(i) for i in candidates], [_question(i) for i in test])
-    loose = find_overlap([_canonical(i) for i in candidates], [_canonical(i) for i in test])
-    return OverlapReport(candidates=exact.candidates, test=exact.test, exact=exact.exact,
-                         normalized=max(loose.normalized, exact.normalized),
-                         examples=exact.examples or tuple(e[:120] for e in loose.examples))
+def test_split_fingerprint(test: Sequence[Any]) -> str:
+    """Fingerprint of a test split: its instance ids and input texts, in id order."""
+    return fingerprint(sorted([str(i.id), str(i.input.text or "")] for i in test))

@@ -4,7 +4,8 @@ Example (YAML)::
 
     output_dir: sweep-output
     suite: my-sweep
-    seed: 0
+    seed: 0                           # the evaluated instances and folds
+    seeds: [0, 1, 2]                  # optimizer seeds (optional): each cell optimized once per seed
     data_dir: ../shared/data          # local copies of the benchmark files (optional)
     scenarios: [head_qa, medbullets]  # HELM run entries (or {entry: ..., on_overlap: drop})
     optimizers: [BootstrapFewShotWithRandomSearch, MIPROv2]
@@ -45,6 +46,8 @@ class ModelSpec(LMConfig):
     prompt_model: LMConfig | None = None
     helm_deployment: str | None = Field(
         default=None, description="HELM deployment for the baseline (default: the model at api_base)")
+    allow_model_mismatch: bool = Field(
+        default=False, description="evaluate even when helm_deployment serves another model than model")
 
     @field_validator("api_key")
     @classmethod
@@ -55,7 +58,8 @@ class ModelSpec(LMConfig):
         return value
 
     def lm(self) -> LMConfig:
-        return LMConfig.model_validate(self.model_dump(exclude={"prompt_model", "helm_deployment"}))
+        return LMConfig.model_validate(self.model_dump(exclude={"prompt_model", "helm_deployment",
+                                                                "allow_model_mismatch"}))
 
 
 class ScenarioSpec(BaseModel):
@@ -77,6 +81,9 @@ class SweepConfig(BaseModel):
     output_dir: Path = Path("sweep-output")
     suite: str = Field(default="helm-optimizer", pattern=r"^[A-Za-z0-9_.\-]+$")
     seed: int = 0
+    seeds: list[int] | None = Field(
+        default=None, min_length=1, description="optimizer seeds: each cell is optimized once per seed on the "
+        "same evaluation instances (chosen by seed); the report shows the spread over seeds")
     data_dir: Path | None = None
     plugins: list[str] = Field(default_factory=list)
     program: Literal["predict", "cot"] = "cot"
@@ -102,10 +109,10 @@ class SweepConfig(BaseModel):
             return [{"entry": v} if isinstance(v, str) else v for v in value]
         return value
 
-    @field_validator("optimizers", "methods")
+    @field_validator("optimizers", "methods", "seeds")
     @classmethod
-    def _no_duplicates(cls, value: list[str]) -> list[str]:
-        if len(set(value)) != len(value):
+    def _no_duplicates(cls, value: Any) -> Any:
+        if value is not None and len(set(value)) != len(value):
             raise ValueError("lists a name twice")
         return value
 
@@ -250,6 +257,28 @@ def with_timeout(config: SweepConfig, timeout: float) -> SweepConfig:
     return config.model_copy(update={"models": models})
 
 
+def _check_baseline_models(config: SweepConfig, where: str) -> None:
+    """A baseline deployment serving another model than the DSPy methods call is refused (unless allowed).
+
+    Deployments HELM does not know yet (defined in the run's own prod_env) are checked at evaluation.
+    """
+    from helm.benchmark.model_deployment_registry import ModelDeploymentNotFoundError, get_model_deployment
+
+    for spec in config.models:
+        if not spec.helm_deployment or spec.allow_model_mismatch:
+            continue
+        try:
+            served = get_model_deployment(spec.helm_deployment).model_name or spec.helm_deployment
+        except ModelDeploymentNotFoundError:
+            continue
+        if served != spec.model:
+            raise ConfigError(
+                f"{where}models ({spec.model}): helm_deployment '{spec.helm_deployment}' serves {served}, so the "
+                f"baseline and the DSPy methods would run on different models; use a deployment of {spec.model} "
+                f"(or set model to {served}), or allow_model_mismatch: true to compare them anyway."
+            )
+
+
 def validate_sweep(config: SweepConfig, *, source: Path | None = None) -> list[str]:
     """Resolve every name and key of the sweep before any LM call; returns notes for the user."""
     from helm_optimizer.helm.loading import get_run_spec_function, prepare_helm
@@ -289,6 +318,7 @@ def validate_sweep(config: SweepConfig, *, source: Path | None = None) -> list[s
         prepare_helm(plugins=tuple(config.plugins))
     except Exception as exc:
         raise ConfigError(f"{where}plugins: {exc}") from None
+    _check_baseline_models(config, where)
     for scenario in config.scenarios:
         try:
             name, _ = parse_run_entry(scenario.entry)

@@ -40,11 +40,13 @@ class Cell:
     scenario: int
     model: int
     optimizer: str | None = None
+    optimizer_seed: int | None = None  # one of the sweep's ``seeds`` (None: a single-seed sweep)
 
     def label(self, config: SweepConfig) -> str:
         scenario = config.scenarios[self.scenario].entry
         model = config.models[self.model].model
-        return f"{self.kind} {scenario} · {model}" + (f" · {self.optimizer}" if self.optimizer else "")
+        seed = f" · seed {self.optimizer_seed}" if self.optimizer_seed is not None else ""
+        return f"{self.kind} {scenario} · {model}" + (f" · {self.optimizer}" if self.optimizer else "") + seed
 
 
 @dataclass
@@ -57,8 +59,9 @@ class SweepResult:
 
 
 def plan_cells(config: SweepConfig) -> tuple[list[Cell], list[Cell]]:
-    optimize = [Cell("optimize", s, m, o) for s in range(len(config.scenarios)) for m in range(len(config.models))
-                for o in config.optimizers]
+    seeds: list[int | None] = list(config.seeds) if config.seeds else [None]
+    optimize = [Cell("optimize", s, m, o, seed) for s in range(len(config.scenarios))
+                for m in range(len(config.models)) for o in config.optimizers for seed in seeds]
     evaluate = [Cell("evaluate", s, m) for s in range(len(config.scenarios)) for m in range(len(config.models))]
     return optimize, evaluate
 
@@ -76,7 +79,7 @@ def _optimize_config(config: SweepConfig, cell: Cell) -> Any:
         train_size=config.train_size, limit=config.limit, seed=config.seed, auto=config.auto,
         data_dir=scenario.data_dir or config.data_dir, output_dir=config.output_dir, max_calls=config.max_calls,
         max_cost=config.max_cost, metric=scenario.metric, on_overlap=scenario.on_overlap or config.on_overlap,
-        optimizer_options=config.optimizer_options.get(cell.optimizer, {}),
+        optimizer_options=config.optimizer_options.get(cell.optimizer, {}), optimizer_seed=cell.optimizer_seed,
     )
 
 
@@ -110,7 +113,9 @@ def run_cell(config: SweepConfig, cell: Cell, progress: Progress | None = None) 
         suite=config.suite, seed=config.seed, eval_limit=config.eval_limit,
         data_dir=str(scenario.data_dir or config.data_dir) if (scenario.data_dir or config.data_dir) else None,
         plugins=tuple(config.plugins), num_threads=config.num_threads, helm_deployment=model.helm_deployment,
-        metric=scenario.metric,
+        metric=scenario.metric, on_overlap=scenario.on_overlap or config.on_overlap,
+        optimizer_seeds=tuple(config.seeds) if config.seeds else None,
+        allow_model_mismatch=model.allow_model_mismatch,
     )
     results = evaluate_methods(request, progress=emit)
     ran = [r.record for r in results if not r.reused]  # reused records made no call now
@@ -191,7 +196,7 @@ class _RayExecutor:
             label = cell.label(config)
             on_start({"cell": label, "stage": "queued on Ray"})
             ref = task.remote(config_json, {"kind": cell.kind, "scenario": cell.scenario, "model": cell.model,
-                                            "optimizer": cell.optimizer})
+                                            "optimizer": cell.optimizer, "optimizer_seed": cell.optimizer_seed})
             pending[ref] = label
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)

@@ -18,6 +18,7 @@ from helm_optimizer.scenarios.medical.head_qa import (
 )
 from helm_optimizer.scenarios.medical.medbullets import (
     LocalMedBulletsScenario,
+    medbullets_duplicates,
     medbullets_optimization_data,
     medbullets_overlap,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "head_qa_instances",
     "head_qa_optimization_data",
     "head_qa_rows",
+    "medbullets_duplicates",
     "medbullets_optimization_data",
     "medbullets_overlap",
     "medcalc_bench_instances",

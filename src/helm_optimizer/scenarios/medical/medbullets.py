@@ -8,6 +8,7 @@ from pathlib import Path
 
 from helm_optimizer._env import prepare_offline_environment
 from helm_optimizer.errors import DataError
+from helm_optimizer.scenarios.contamination import ContaminationReport, Question, find_duplicates, question_of
 from helm_optimizer.scenarios.medical._files import find_data_file, read_csv_records, resolve_data_dir
 from helm_optimizer.scenarios.medical._helm import helm_definition_path
 from helm_optimizer.scenarios.medical._optimization import OptimizationData
@@ -23,6 +24,7 @@ __all__ = [
     "MEDBULLETS_TEST_FILE",
     "LocalMedBulletsScenario",
     "answer_distribution",
+    "medbullets_duplicates",
     "medbullets_optimization_data",
     "medbullets_overlap",
 ]
@@ -82,6 +84,27 @@ def medbullets_overlap(data_dir: str | None = None) -> OverlapReport:
     op4 = _questions(find_data_file(directory, BENCHMARK, MEDBULLETS_OP4_FILE))
     op5 = _questions(find_data_file(directory, BENCHMARK, MEDBULLETS_TEST_FILE))
     return find_overlap(op4, op5)
+
+
+def medbullets_duplicates(data_dir: str | None = None) -> ContaminationReport:
+    """op4 questions (stem, 4 options, answer) that are test questions (op5 instances as HELM builds them).
+
+    The files hold the same 308 questions with 4 and 5 options: an exact or normalized comparison of
+    stem and options finds none of them; the question-level check finds all.
+    """
+    directory = resolve_data_dir(data_dir)
+    if directory is None:
+        raise DataError("medbullets_duplicates needs the local files medbullets_op4.csv and medbullets_op5.csv; "
+                        "pass --data-dir (or set $HELM_OPTIMIZER_DATA_DIR).")
+    rows = read_csv_records(find_data_file(directory, BENCHMARK, MEDBULLETS_OP4_FILE),
+                            ("question", "opa", "opb", "opc", "opd", "answer_idx"))
+    op4 = []
+    for row in rows:
+        options = tuple(row[f"op{letter}"] for letter in "abcd")
+        answer = row.get(f"op{row['answer_idx'].strip().lower()}", "")
+        op4.append(Question(stem=row["question"], options=options, answers=(answer,) if answer else ()))
+    test = LocalMedBulletsScenario(data_dir=str(directory)).get_instances(str(directory))
+    return find_duplicates(op4, [question_of(i, multiple_choice=True) for i in test])
 
 
 def _questions(path: Path) -> list[str]:

@@ -27,6 +27,7 @@ __all__ = [
     "MEDCALC_TEST_FILE",
     "MEDCALC_TRAIN_FILES",
     "LocalMedCalcBenchScenario",
+    "check_same_release",
     "medcalc_bench_instances",
     "medcalc_bench_optimization_data",
 ]
@@ -138,15 +139,50 @@ def medcalc_bench_optimization_data(
     )
 
 
-def _from_hf(version: str | None) -> OptimizationData:  # pragma: no cover - needs the network
+_RELEASE_COLUMNS = ("Row Number", "Patient Note", "Question", "Ground Truth Answer")
+
+
+def _release_fingerprint(rows: Iterable[Mapping[str, Any]]) -> tuple[int, str]:
+    from helm_optimizer._io import fingerprint
+
+    keyed = sorted([str(row.get(c, "")).strip() for c in _RELEASE_COLUMNS] for row in rows)
+    return len(keyed), fingerprint(keyed)
+
+
+def check_same_release(helm_test: Iterable[Mapping[str, Any]], train_repo_test: Iterable[Mapping[str, Any]], *,
+                       helm_repo: str, train_repo: str) -> None:
+    """Refuse training rows from another release than the test rows HELM evaluates.
+
+    Online, HELM reads the test split from ``helm_repo`` while the train split may come from
+    another hub repository (``train_repo``). They are one release when the test split of
+    ``train_repo`` holds exactly HELM's test rows (row number, note, question and answer).
+    """
+    helm_n, helm_fp = _release_fingerprint(helm_test)
+    train_n, train_fp = _release_fingerprint(train_repo_test)
+    if helm_fp != train_fp:
+        raise DataError(
+            f"medcalc_bench: HELM's test split comes from HF {helm_repo} ({helm_n:,} rows) but the train split "
+            f"from HF {train_repo}, whose test split differs ({train_n:,} rows); they are different releases. "
+            f"Pin one release with medcalc_bench:version=... or pass --data-dir with matching files."
+        )
+
+
+def _from_hf(version: str | None) -> OptimizationData:
     from datasets import load_dataset  # type: ignore[import-untyped]
 
+    helm_repo = "ncbi/MedCalc-Bench" + (f"-{version}" if version else "")  # what HELM's scenario reads
     name = _HF_TRAIN_DATASET if version is None else f"ncbi/MedCalc-Bench-{version}"
+    if name != helm_repo:
+        check_same_release(load_dataset(helm_repo, split="test"), load_dataset(name, split="test"),
+                           helm_repo=helm_repo, train_repo=name)
     rows = load_dataset(name, split="train")
     train = medcalc_bench_instances(rows, TRAIN_SPLIT, source=f"HF {name}")
+    sources = [f"medcalc_bench HF {name} split train ({len(train):,} rows)"]
+    if name != helm_repo:
+        sources.append(f"checked: HF {name} split test equals HELM's test split from HF {helm_repo}")
     return OptimizationData(
         train=train,
         valid=[],
-        sources=[f"medcalc_bench HF {name} split train ({len(train):,} rows)"],
+        sources=sources,
         note="Official MedCalc-Bench train split; it has no validation split, so hold out part of train.",
     )
