@@ -292,12 +292,13 @@ def _evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, A
     records: list[EvaluationResult] = []
     checks: dict[str, Any] = {}  # the test split (loaded once) and each agent's provenance checks
     for method in req.methods:
-        runs: list[tuple[int | None, int, str, Path | None, int | None]]  # fold, folds, deployment, agent, opt seed
+        # fold, folds, deployment, agent file evaluated (a checked copy under drop), opt seed, the agent file itself
+        runs: list[tuple[int | None, int, str, Path | None, int | None, Path | None]]
         if method == METHOD_BASELINE:
-            runs = [(None, 1, _baseline_deployment(req), None, None)]
+            runs = [(None, 1, _baseline_deployment(req), None, None, None)]
         elif method in ZERO_SHOT_METHODS:
             register(agent_deployments(lm_public, [method], agents_dir=None))
-            runs = [(None, 1, deployment_name(req.lm.model, method), None, None)]
+            runs = [(None, 1, deployment_name(req.lm.model, method), None, None, None)]
         else:
             runs = []
             for opt_seed in req.optimizer_seeds or (None,):
@@ -308,14 +309,14 @@ def _evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, A
                                                    seed=opt_seed))
                     runs.append((fold, len(agents) if fold is not None else 1,
                                  agent_deployment_name(req.lm.model, method, task.key, fold, opt_seed), checked,
-                                 opt_seed))
-        for fold, num_folds, deployment, agent_file, opt_seed in runs:
+                                 opt_seed, path))
+        for fold, num_folds, deployment, agent_file, opt_seed, original in runs:
             target = record_path(req.output_dir, task.key, req.lm.model, method, fold, opt_seed)
             inputs = EvaluationInputs(
                 run_entry=req.scenario, lm=answer_settings, method=method, fold=fold, num_folds=num_folds,
                 seed=req.seed, eval_limit=req.eval_limit, helm_deployment=req.helm_deployment,
                 metric=task.main_metric, suite=req.suite, data=data_fp, versions=versions,
-                agent_sha256=agent_digest(agent_file.read_bytes()) if agent_file else None, optimizer_seed=opt_seed,
+                agent_sha256=agent_digest(original.read_bytes()) if original else None, optimizer_seed=opt_seed,
             )
             spec_id = fingerprint(inputs.model_dump(mode="json"))
             if target.is_file() and not force:

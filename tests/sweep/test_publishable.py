@@ -55,17 +55,21 @@ def test_evaluation_scoring_optimization_instances_is_refused(sweep_server: Any,
     metas = [json.loads(p.with_name(p.name.replace(".json", ".meta.json")).read_text()) for p in agents]
     assert all(m["optimized_on"]["ids"] and m["optimized_on"]["seed"] == 0 for m in metas)
     assert {m["optimized_on"]["fold"] for m in metas} == {0, 1}
-    # An agent whose metadata lacks the seed (as written by another tool) but lists what it was optimized
-    # on: the seed check cannot fire, the ids do.
+    # An agent whose metadata claims the evaluation's seed (edited, or written by another tool) but lists
+    # what it was optimized on: the seed check cannot fire, the ids do.
     test_ids = sorted({i for m in metas for i in (x.split(":", 1)[1] for x in m["optimized_on"]["ids"])})
     seed = next(s for s in range(1, 50) if set(eval_plan(test_ids, seed=s, eval_limit=None, num_folds=2)[0])
                 & {x.split(":", 1)[1] for x in metas[0]["optimized_on"]["ids"]})
     for path, meta in zip(agents, metas, strict=True):
-        meta.pop("seed")
+        meta["seed"] = seed
         path.with_name(path.name.replace(".json", ".meta.json")).write_text(json.dumps(meta))
     with pytest.raises(ConfigError, match=r"was optimized on \d+ of the \d+ instances this run would score"):
         evaluate_methods(_request(sweep_server, out, "medbullets", FIXTURE_DATA, ("LabeledFewShot",), seed=seed))
-    records = evaluate_methods(_request(sweep_server, out, "medbullets", FIXTURE_DATA, ("LabeledFewShot",)))
+    for path, meta in zip(agents, metas, strict=True):
+        meta["seed"] = 0
+        path.with_name(path.name.replace(".json", ".meta.json")).write_text(json.dumps(meta))
+    records = [r.record.model_dump() for r in
+               evaluate_methods(_request(sweep_server, out, "medbullets", FIXTURE_DATA, ("LabeledFewShot",)))]
     assert [r["provenance"]["verified"] for r in records] == [True, True]
     assert all(r["provenance"]["overlap"] == 0 and r["contamination"]["agent"]["quoting_demos"] == 0
                for r in records)
@@ -90,8 +94,8 @@ def test_imported_agents_are_checked(sweep_server: Any, tmp_path: Path) -> None:
     target = out / "agents" / made.relative_to(tmp_path / "made" / "agents")
     target.parent.mkdir(parents=True)
     shutil.copy(made, target)  # no metadata: where it came from is unknown
-    records = evaluate_methods(_request(sweep_server, out, "head_qa", DEMO_DATA, ("baseline", "LabeledFewShot"),
-                                        eval_limit=6))
+    records = [r.record.model_dump() for r in evaluate_methods(
+        _request(sweep_server, out, "head_qa", DEMO_DATA, ("baseline", "LabeledFewShot"), eval_limit=6))]
     agent = next(r for r in records if r["method"] == "LabeledFewShot")
     assert agent["provenance"]["verified"] is False
     rows = {r["method"]: r for r in json.loads(build_report(out).json.read_text())["rows"]}
@@ -112,7 +116,7 @@ def test_imported_agents_are_checked(sweep_server: Any, tmp_path: Path) -> None:
     with pytest.raises(LeakageError, match=r"1 of its 3 demos .* quote a test question"):
         evaluate_methods(request)
     dropped = evaluate_methods(_request(sweep_server, out, "head_qa", DEMO_DATA, ("LabeledFewShot",),
-                                        eval_limit=6, on_overlap="drop"))[0]
+                                        eval_limit=6, on_overlap="drop"))[0].record.model_dump()
     assert dropped["contamination"]["agent"] == {"demos": 3, "quoting_demos": 1, "instructions": 1,
                                                  "quoting_instructions": 0, "dropped": True}
     checked = out / "agents-checked" / target.relative_to(out / "agents")

@@ -71,7 +71,8 @@ def _why_stale(record: EvaluationRecord, expected: _Expected | None, output_dir:
             return (f"it was evaluated with seed {record.inputs.seed} and eval_limit {record.inputs.eval_limit}, the "
                     f"configuration has {expected.seed} and {expected.eval_limit}")
     if record.inputs is not None and record.inputs.agent_sha256 is not None:
-        agent = agent_path(output_dir / "agents", record.scenario, record.model, record.method, record.fold)
+        agent = agent_path(output_dir / "agents", record.scenario, record.model, record.method, record.fold,
+                           record.optimizer_seed)
         if not agent.is_file():
             return f"its agent {agent} no longer exists"
         if agent_digest(agent.read_bytes()) != record.inputs.agent_sha256:
