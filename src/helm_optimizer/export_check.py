@@ -11,7 +11,6 @@ DSPy's adapter formats demos, reasoning and the answer field its own way, a plai
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -23,6 +22,7 @@ from helm_optimizer.agents.export import AgentPrompt, helm_instructions, read_pr
 from helm_optimizer.errors import AgentError, ConfigError, HelmOptimizerError
 from helm_optimizer.evaluate import record_path
 from helm_optimizer.naming import METHOD_BASELINE, method_slug, model_path
+from helm_optimizer.plugin.run_specs import data_dir_variable
 
 __all__ = ["FidelityCheck", "check_export", "exported_run_spec"]
 
@@ -82,8 +82,7 @@ def _resolve_data_dirs(args: dict[str, Any], data_dir: str | None) -> dict[str, 
         if data_dir is None:
             raise ConfigError("The agent's HELM run read its data from a directory this process does not know; "
                               "pass --data-dir (the directory it was evaluated with).")
-        digest = hashlib.sha256(str(data_dir).encode()).hexdigest()[:8].upper()
-        if name != _DATA_DIR_VARIABLE + digest:
+        if name != data_dir_variable(str(data_dir)):
             raise ConfigError(f"--data-dir {data_dir} is not the directory the agent was evaluated with; "
                               "pass that one.")
         out[key] = str(data_dir)

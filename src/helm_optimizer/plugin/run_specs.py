@@ -15,7 +15,17 @@ from typing import Any
 
 from helm.benchmark.run_spec import RunSpec, run_spec_function
 
-__all__ = ["evaluation_run_spec"]
+__all__ = ["data_dir_variable", "evaluation_run_spec"]
+
+
+def data_dir_variable(data_dir: str) -> str:
+    """The environment variable that stands for ``data_dir`` in an evaluation run spec's scenario arguments.
+
+    HELM processes that rebuild the scenario later (``helm-summarize``) need it set to ``data_dir``.
+    """
+    import hashlib
+
+    return "HELM_OPTIMIZER_DATA_DIR_" + hashlib.sha256(data_dir.encode()).hexdigest()[:8].upper()
 
 
 def evaluation_run_spec(run_spec: Any, *, name: str, seed: int = 0, eval_limit: int | None = None,
@@ -24,7 +34,6 @@ def evaluation_run_spec(run_spec: Any, *, name: str, seed: int = 0, eval_limit: 
 
     A run spec without groups gets one named after the scenario, so HELM's leaderboard shows it.
     """
-    import hashlib
 
     from helm.benchmark.scenarios.scenario import ScenarioSpec
 
@@ -37,7 +46,7 @@ def evaluation_run_spec(run_spec: Any, *, name: str, seed: int = 0, eval_limit: 
     data_dir = inner_args.get("data_dir")
     if isinstance(data_dir, str) and data_dir and not data_dir.startswith("$"):
         # A long path in the scenario arguments makes HELM's leaderboard file names too long.
-        variable = "HELM_OPTIMIZER_DATA_DIR_" + hashlib.sha256(data_dir.encode()).hexdigest()[:8].upper()
+        variable = data_dir_variable(data_dir)
         os.environ[variable] = data_dir
         inner_args["data_dir"] = "$" + variable
     subset = format_subset(seed=seed, eval_limit=eval_limit, fold=fold, num_folds=num_folds, split=main_split)

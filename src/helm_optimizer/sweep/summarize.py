@@ -65,9 +65,18 @@ def helm_summarize(config: SweepConfig, *, timeout: float = 1800) -> Path:
     command = [sys.executable, "-m", "helm.benchmark.presentation.summarize", "--suite", config.suite,
                "-o", str(output_path), "--local-path", str(local_path), "--auto-generate-schema",
                "--schema-validation", "warn"]
+    from helm_optimizer.plugin.run_specs import data_dir_variable
+
+    env = child_environment()
+    # Evaluation run specs name data directories by variable; a re-run whose evaluations were all up to
+    # date never set them in this process, and helm-summarize rebuilds every scenario.
+    for scenario in config.scenarios:
+        data_dir = scenario.data_dir or config.data_dir
+        if data_dir is not None:
+            env.setdefault(data_dir_variable(str(data_dir)), str(data_dir))
     with open(log_path, "w", encoding="utf-8") as log:
         completed = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, timeout=timeout, check=False,
-                                   env=child_environment())
+                                   env=env)
     if completed.returncode != 0:
         tail = " | ".join(log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-5:])
         raise HelmRunError(f"helm-summarize failed (exit {completed.returncode}); see {log_path}: {tail}")
