@@ -39,6 +39,7 @@ __all__ = [
     "in_flight",
     "is_no_answer",
     "is_unusable_reply",
+    "keep_verdicts",
     "liveness_for",
     "record_reply",
     "reset_all",
@@ -239,12 +240,34 @@ def check_answering() -> None:
         tracker.check()
 
 
+_kept = 0  # > 0 while verdicts outlive single commands (a sweep's cells share them)
+
+
 def reset_all() -> None:
-    """Forget every endpoint's verdict (a new command starts with every server presumed alive)."""
+    """Forget every endpoint's verdict (a new command starts with every server presumed alive).
+
+    Inside :func:`keep_verdicts` this does nothing: once a sweep found a server stopped answering,
+    its later cells fail at once instead of each waiting out one call's timeouts again.
+    """
     with _registry_lock:
+        if _kept:
+            return
         trackers = list(_REGISTRY.values())
     for tracker in trackers:
         tracker.reset()
+
+
+@contextlib.contextmanager
+def keep_verdicts() -> Iterator[None]:
+    """Keep endpoint verdicts across the commands run inside the block (see :func:`reset_all`)."""
+    global _kept
+    with _registry_lock:
+        _kept += 1
+    try:
+        yield
+    finally:
+        with _registry_lock:
+            _kept -= 1
 
 
 # The LM side (helm_optimizer.lm's TrackedLM): each call and each attempt ---------------------

@@ -164,3 +164,18 @@ def test_an_api_base_with_credentials_is_refused_without_echoing_them() -> None:
         LMConfig(model="openai/x", api_base="http://user:sk-SECRET-9@127.0.0.1:1/v1")
     errors = info.value.errors()  # type: ignore[attr-defined]
     assert "sk-SECRET-9" not in errors[0]["msg"] and "api_key_env" in errors[0]["msg"]
+
+
+def test_sweep_timeout_option_sets_every_model_and_prompt_model() -> None:
+    from helm_optimizer.sweep.config import SweepConfig, with_timeout
+
+    config = SweepConfig.model_validate({
+        "scenarios": ["head_qa"], "optimizers": ["LabeledFewShot"],
+        "models": [{"model": "openai/a", "timeout": 300, "prompt_model": {"model": "openai/b"}},
+                   {"model": "openai/c"}],
+    })
+    changed = with_timeout(config, 7.5)
+    assert [m.timeout for m in changed.models] == [7.5, 7.5]
+    assert changed.models[0].prompt_model is not None and changed.models[0].prompt_model.timeout == 7.5
+    assert [m.lm().timeout for m in changed.models] == [7.5, 7.5]
+    assert [m.timeout for m in config.models] == [300, 120.0]  # the loaded config is left as it was

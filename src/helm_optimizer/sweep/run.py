@@ -23,6 +23,7 @@ from typing import Any
 from helm_optimizer._io import directory_lock, remove_stale_temporaries
 from helm_optimizer.errors import HelmOptimizerError
 from helm_optimizer.records import EvaluationRecord, SweepState, write_record
+from helm_optimizer.replies import keep_verdicts
 from helm_optimizer.sweep.config import SweepConfig, validate_sweep
 
 __all__ = ["Cell", "SweepResult", "plan_cells", "run_sweep"]
@@ -229,7 +230,7 @@ def run_sweep(config: SweepConfig, *, executor: str = "local", address: str | No
     validate_sweep(config)
     output_dir = config.output_dir
     result = SweepResult(output_dir=output_dir)
-    with directory_lock(output_dir, what="sweep"):
+    with directory_lock(output_dir, what="sweep"), keep_verdicts():
         stale = remove_stale_temporaries(output_dir)
         if stale:
             logger.info("Removed %d temporary file(s) left by an interrupted run in %s", stale, output_dir)
