@@ -9,6 +9,7 @@ inputs never share a name, and what a writer computes is what the reader finds.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path, PurePosixPath
@@ -286,3 +287,39 @@ def test_different_evaluations_never_share_a_helm_run(
 
     assume(identity(run1) != identity(run2))
     assert _run_name(run1) != _run_name(run2)
+
+
+@settings(max_examples=25, deadline=None)
+@given(_entry_names, _args, _models.filter(lambda m: not any(c.isspace() for c in m)),  # LMConfig's rule
+       st.sampled_from(sorted(OPTIMIZERS.names())), st.booleans())
+def test_evaluation_registers_exactly_the_agent_file_optimization_writes(
+    name: str, args: dict[str, str], model: str, method: str, cross_fitted: bool
+) -> None:
+    """The writer's path (optimize: ``agent_path`` of the dataset's key) is what evaluation finds and serves."""
+    from helm_optimizer.agents.store import meta_path
+    from helm_optimizer.config import LMConfig
+    from helm_optimizer.evaluate import EvaluationRequest, _agent_folds
+    from helm_optimizer.helm.deployments import agent_file_deployment
+
+    entry = _entry(name, args)
+    key = scenario_key(entry)
+    folds: list[int | None] = [0, 1] if cross_fitted else [None]
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch)
+        written = []
+        for fold in folds:  # what optimize writes
+            path = agent_path(out / "agents", key, model, method, fold)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("{}")
+            meta = {"seed": 0, "num_folds": len(folds), "data": {"eval_limit": 4 if cross_fitted else None}}
+            meta_path(path).write_text(json.dumps(meta))
+            written.append(path)
+        request = EvaluationRequest(scenario=entry, lm=LMConfig(model=model), methods=(method,), output_dir=out,
+                                    eval_limit=4 if cross_fitted else None)
+        found = _agent_folds(request, key, method)
+        assert [(fold, path) for fold, path, _ in found] == list(zip(folds, written, strict=True))
+        for fold, path, _ in found:
+            served = agent_file_deployment({"model": model}, method, scenario=key, fold=fold, agent_file=path)
+            (deployment,) = served.model_deployments
+            assert deployment["name"] == agent_deployment_name(model, method, key, fold)
+            assert deployment["client_spec"]["args"]["agent_path"] == str(path.resolve())

@@ -38,6 +38,9 @@ def test_helm_run_with_local_smollm2(tmp_path: Path) -> None:
     completions = [rs["result"]["completions"][0]["text"] for rs in state["request_states"]]
     assert len(completions) == 2 and all(isinstance(c, str) for c in completions)
     assert all(rs["result"]["success"] for rs in state["request_states"])
+    # HELM injected the tokenizer into the embedded client: each answer has the tokens HELM counts
+    answers = [c for rs in state["request_states"] for c in rs["result"]["completions"] if c["text"].strip()]
+    assert answers and all(c["tokens"] for c in answers), answers
 
 
 def test_optimize_on_local_smollm2_parses_with_structured_output(tmp_path: Path) -> None:
