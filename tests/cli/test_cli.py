@@ -120,7 +120,8 @@ def test_agents_show_prints_instruction_demos_and_provenance(produced_agent: Pat
     assert result.returncode == 0, result.stderr
     assert "instruction" in result.stdout and "demos" in result.stdout
     assert " x " in result.stdout  # a demo's input, such as "2 x 3 = ?"
-    provenance = json.loads(result.stdout[result.stdout.index("{", result.stdout.index("provenance")):])
+    start = result.stdout.index("{", result.stdout.index("provenance"))
+    provenance, _ = json.JSONDecoder().raw_decode(result.stdout[start:])  # the contamination line follows
     assert provenance["scenario"] == "times_tables" and provenance["optimizer"] == "BootstrapFewShot"
     assert provenance["model"] == "openai/cli-model" and provenance["seed"] == 7
     assert {"dspy", "crfm-helm", "helm-optimizer"} <= set(provenance["versions"])
