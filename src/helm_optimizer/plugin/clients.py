@@ -13,6 +13,9 @@ from helm.common.request import ErrorFlags, GeneratedOutput, Request, RequestRes
 from helm.common.tokenization_request import TokenizationRequest
 from helm.tokenizers.tokenizer import Tokenizer
 
+from helm_optimizer.serving.gated_http import GatedTransport
+from helm_optimizer.serving.limiter import gate_for
+
 __all__ = ["EmbeddedOpenAIClient", "OpenAICompatibleClient", "PromptOnlyClient"]
 
 
@@ -31,10 +34,17 @@ class OpenAICompatibleClient(OpenAIClient):  # type: ignore[misc]
     def __init__(self, cache_config: CacheConfig, base_url: str | None = None, api_key_env: str | None = None,
                  openai_model_name: str | None = None, timeout: float = 120.0, max_retries: int = 5,
                  max_completions_per_request: int | None = None, tokenizer: Tokenizer | None = None,
-                 tokenizer_name: str | None = None, **kwargs: Any) -> None:
+                 tokenizer_name: str | None = None, model_name: str | None = None, **kwargs: Any) -> None:
         kwargs.pop("api_key", None)
         kwargs.pop("org_id", None)
         api_key = os.environ.get(api_key_env, "") if api_key_env else ""
+        # A sweep's endpoint limits (HELM injects model_name, the sweep's name of the model): every HTTP
+        # attempt, the SDK's retries included, waits for a slot of that endpoint.
+        self.endpoint_gate = gate_for(model_name)
+        if self.endpoint_gate is not None and "http_client" not in kwargs:
+            from openai import DefaultHttpxClient
+
+            kwargs["http_client"] = DefaultHttpxClient(transport=GatedTransport(self.endpoint_gate))
         super().__init__(cache_config=cache_config, api_key=api_key or "not-needed", base_url=base_url,
                          openai_model_name=openai_model_name, timeout=timeout, max_retries=max_retries, **kwargs)
         self.max_completions_per_request = max_completions_per_request
@@ -72,12 +82,16 @@ class OpenAICompatibleClient(OpenAIClient):  # type: ignore[misc]
         behind this client already retried (``max_retries``, honouring ``Retry-After``). A reply
         that is not valid UTF-8 or JSON is one failed instance, not a failed run.
         """
+        if self.endpoint_gate is not None:
+            self.endpoint_gate.check()  # the sweep is stopping (budget spent): fail the HELM run, not one instance
         try:
             result: RequestResult = super().make_request(request)
         except (UnicodeDecodeError, ValueError) as exc:
             return RequestResult(success=False, cached=False, completions=[], embedding=[],
                                  error=f"Unreadable reply from {self.client.base_url}: {type(exc).__name__}: {exc}",
                                  error_flags=ErrorFlags(is_retriable=False, is_fatal=False))
+        if not result.success and self.endpoint_gate is not None:
+            self.endpoint_gate.check()
         if not result.success and result.error_flags is None:
             result = dataclasses.replace(result, error_flags=ErrorFlags(is_retriable=False, is_fatal=False))
         if result.success and not request.echo_prompt:
@@ -95,7 +109,7 @@ class EmbeddedOpenAIClient(OpenAICompatibleClient):
     """Starts (or reuses) the embedded model server for ``embedded_model`` and talks to it."""
 
     def __init__(self, cache_config: CacheConfig, embedded_model: str = "local/smollm2", parallel: int = 4,
-                 **kwargs: Any) -> None:
+                 model_name: str | None = None, **kwargs: Any) -> None:
         from helm_optimizer.serving.models import dspy_model_name
         from helm_optimizer.serving.sharing import ensure_server
 
@@ -106,7 +120,7 @@ class EmbeddedOpenAIClient(OpenAICompatibleClient):
         kwargs.setdefault("max_completions_per_request", server.parallel)  # llama.cpp: n <= slots
         kwargs.setdefault("timeout", 900.0)  # CPU slots sharing the cores can be slow; see helm_optimizer.lm
         super().__init__(cache_config=cache_config, base_url=server.api_base, api_key_env=None,
-                         openai_model_name=alias, **kwargs)
+                         openai_model_name=alias, model_name=model_name or embedded_model, **kwargs)
 
 
 class PromptOnlyClient(Client):  # type: ignore[misc]
