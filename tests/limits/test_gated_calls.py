@@ -8,7 +8,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import httpx
+import httpx2 as httpx
 
 from helm_optimizer.config import LMConfig
 from helm_optimizer.serving.fake import FakeOpenAIServer

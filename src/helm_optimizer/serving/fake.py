@@ -379,7 +379,8 @@ def _make_handler(brain: _Brain, stop_event: threading.Event) -> type[BaseHTTPRe
             key = hashlib.sha256(raw).hexdigest()
             fault = brain.decide_failure(key)
             if fault == "429":
-                return 429, {"error": {"message": "rate limited (injected)", "type": "rate_limit"}}, {"Retry-After": "0"}
+                refusal = {"error": {"message": "rate limited (injected)", "type": "rate_limit"}}
+                return 429, refusal, {"Retry-After": "0"}
             if fault == "500":
                 return 500, {"error": {"message": "server error (injected)", "type": "server_error"}}, None
             if fault == "timeout":

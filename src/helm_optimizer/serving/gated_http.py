@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
+import httpx2 as httpx  # the OpenAI SDK's HTTP library (a fork of httpx with the same transport API)
 
 from helm_optimizer.serving.limiter import Gate
 

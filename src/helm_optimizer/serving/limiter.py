@@ -92,6 +92,7 @@ class _Endpoint:
     successes: int = 0
     starts: deque[float] = field(default_factory=deque)
     tokens: dict[int, tuple[float, int]] = field(default_factory=dict)
+    waiting: dict[int, int] = field(default_factory=dict)  # callers waiting for a slot, by priority
     counters: dict[str, float] = field(default_factory=lambda: {
         "calls": 0, "cache_hits": 0, "throttled": 0, "failed": 0, "backoff_s": 0.0, "waited_s": 0.0,
         "max_in_flight": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0})
@@ -120,25 +121,31 @@ class LimiterHub:
     def names(self) -> list[str]:
         return list(self._endpoints)
 
-    def acquire(self, endpoint: str, tokens: int = 0) -> dict[str, Any] | str:
+    def acquire(self, endpoint: str, tokens: int = 0, priority: int = 0) -> dict[str, Any] | str:
+        """A slot of ``endpoint`` for a call of ``tokens`` prompt tokens; callers of a lower ``priority``
+        number go first (a sweep's optimizations, which evaluations wait for, before its evaluations)."""
         state = self._endpoints[endpoint]
         spec = state.spec
         started = time.monotonic()
         with self._cond:
-            while True:
-                if self._closed is not None:
-                    return self._closed
-                now = time.monotonic()
-                cost = self._worst_cost(spec, tokens)
-                if self._max_cost is not None and self._spent + self._reserved + cost > self._max_cost:
-                    self._closed = (f"the sweep's max_cost ${self._max_cost:g} is reached (${self._spent:.4f} spent, "
-                                    f"${self._reserved:.4f} in flight)")
-                    self._cond.notify_all()
-                    return self._closed
-                wait = self._wait_s(state, tokens, now)
-                if wait == 0.0:
-                    break
-                self._cond.wait(wait)
+            state.waiting[priority] = state.waiting.get(priority, 0) + 1
+            try:
+                while True:
+                    if self._closed is not None:
+                        return self._closed
+                    now = time.monotonic()
+                    cost = self._worst_cost(spec, tokens)
+                    if self._max_cost is not None and self._spent + self._reserved + cost > self._max_cost:
+                        self._closed = (f"the sweep's max_cost ${self._max_cost:g} is reached (${self._spent:.4f} "
+                                        f"spent, ${self._reserved:.4f} in flight)")
+                        self._cond.notify_all()
+                        return self._closed
+                    wait = self._wait_s(state, tokens, now)
+                    if wait == 0.0 and not any(n for p, n in state.waiting.items() if p < priority):
+                        break
+                    self._cond.wait(wait if wait else None)
+            finally:
+                state.waiting[priority] -= 1
             state.in_flight += 1
             state.starts.append(now)
             self._next_ticket += 1
@@ -260,7 +267,7 @@ class LimiterHub:
 class Hub(Protocol):
     """What a gate needs of a hub: :class:`LimiterHub` itself, a manager proxy of it or a Ray adapter."""
 
-    def acquire(self, endpoint: str, tokens: int = 0) -> dict[str, Any] | str: ...
+    def acquire(self, endpoint: str, tokens: int = 0, priority: int = 0) -> dict[str, Any] | str: ...
 
     def release(self, endpoint: str, ticket: dict[str, Any], prompt_tokens: int | None = None,
                 completion_tokens: int | None = None, cache_hit: bool = False, failed: bool = False) -> None: ...
@@ -305,6 +312,7 @@ class Gate:
 
     hub: Hub
     endpoint: str
+    priority: int = 0
 
     def check(self) -> None:
         """Raise :class:`BudgetExceededError` when the hub refuses every call (budget spent, stopping)."""
@@ -314,7 +322,7 @@ class Gate:
 
     def enter(self, tokens: int = 0) -> Permit:
         """Wait for a slot (``tokens``: the prompt's estimated size); the caller must end the permit."""
-        ticket = self.hub.acquire(self.endpoint, max(0, int(tokens)))
+        ticket = self.hub.acquire(self.endpoint, max(0, int(tokens)), self.priority)
         if isinstance(ticket, str):
             raise BudgetExceededError(f"Not calling {self.endpoint}: {ticket}.")
         return Permit(self, ticket)
@@ -329,7 +337,7 @@ class Gate:
             permit.failed()  # no-op once the block reported the outcome
 
 
-_installed: tuple[Hub, frozenset[str]] | None = None
+_installed: tuple[Hub, frozenset[str], int] | None = None
 _install_lock = threading.Lock()
 
 
@@ -342,7 +350,7 @@ def gate_for(endpoint: str | None) -> Gate | None:
     current = _installed
     if current is None or endpoint is None or endpoint not in current[1]:
         return None
-    return Gate(current[0], endpoint)
+    return Gate(current[0], endpoint, current[2])
 
 
 def close_gates(reason: str) -> None:
@@ -353,12 +361,12 @@ def close_gates(reason: str) -> None:
 
 
 @contextlib.contextmanager
-def use_hub(hub: Hub, endpoints: list[str]) -> Iterator[Hub]:
+def use_hub(hub: Hub, endpoints: list[str], *, priority: int = 0) -> Iterator[Hub]:
     """Route the LM calls of ``endpoints`` made in this process through ``hub`` while the block runs."""
     global _installed
     with _install_lock:
         previous = _installed
-        _installed = (hub, frozenset(endpoints))
+        _installed = (hub, frozenset(endpoints), priority)
     try:
         yield hub
     finally:
@@ -366,8 +374,8 @@ def use_hub(hub: Hub, endpoints: list[str]) -> Iterator[Hub]:
             _installed = previous
 
 
-def install_hub(hub: Hub, endpoints: list[str]) -> None:
+def install_hub(hub: Hub, endpoints: list[str], *, priority: int = 0) -> None:
     """Route this process's LM calls of ``endpoints`` through ``hub`` for the rest of its life (workers)."""
     global _installed
     with _install_lock:
-        _installed = (hub, frozenset(endpoints))
+        _installed = (hub, frozenset(endpoints), priority)

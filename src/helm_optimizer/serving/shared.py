@@ -77,8 +77,8 @@ class RayHub:
     def __init__(self, handle: Any) -> None:
         self.handle = handle
 
-    def acquire(self, endpoint: str, tokens: int = 0) -> dict[str, Any] | str:
-        return self._get(self.handle.acquire.remote(endpoint, tokens))  # type: ignore[no-any-return]
+    def acquire(self, endpoint: str, tokens: int = 0, priority: int = 0) -> dict[str, Any] | str:
+        return self._get(self.handle.acquire.remote(endpoint, tokens, priority))  # type: ignore[no-any-return]
 
     def release(self, endpoint: str, ticket: dict[str, Any], prompt_tokens: int | None = None,
                 completion_tokens: int | None = None, cache_hit: bool = False, failed: bool = False) -> None:
