@@ -46,7 +46,9 @@ __all__ = [
     "Permit",
     "close_gates",
     "gate_for",
+    "install_hub",
     "installed_hub",
+    "set_priority",
     "use_hub",
 ]
 
@@ -234,7 +236,8 @@ class LimiterHub:
                 counters["waited_s"] = round(counters["waited_s"], 3)
                 counters["cost"] = round(counters["cost"], 6)
                 out[name] = {**counters, "max_concurrency": state.spec.max_concurrency,
-                             "concurrency_now": math.floor(state.limit)}
+                             "concurrency_now": math.floor(state.limit), "in_flight": state.in_flight,
+                             "waiting": {str(p): n for p, n in sorted(state.waiting.items()) if n}}
             return {"endpoints": out, "spent": round(self._spent, 6), "max_cost": self._max_cost,
                     "stopped": self._closed}
 
@@ -372,6 +375,14 @@ def use_hub(hub: Hub, endpoints: list[str], *, priority: int = 0) -> Iterator[Hu
     finally:
         with _install_lock:
             _installed = previous
+
+
+def set_priority(priority: int) -> None:
+    """The priority of this process's calls from now on (a worker process between two units)."""
+    global _installed
+    with _install_lock:
+        if _installed is not None:
+            _installed = (_installed[0], _installed[1], priority)
 
 
 def install_hub(hub: Hub, endpoints: list[str], *, priority: int = 0) -> None:

@@ -99,7 +99,7 @@ class SweepConfig(BaseModel):
     helm_workers: int | None = Field(default=None, ge=1, le=64,
                                      description="HELM runs at once (worker processes; default: CPU cores, 2-8)")
     max_parallel_cells: int | None = Field(default=None, ge=1, le=1024,
-                                           description="optimizations at once (default: 4 per model)")
+                                           description="optimizations at once (default: 2 per model, at most 16)")
     estimate_accuracy: float = Field(default=0.5, gt=0, le=1, description="share of right answers assumed "
                                      "when estimating bootstrap calls (--dry-run)")
     optimizer_options: dict[str, dict[str, Any]] = Field(default_factory=dict)

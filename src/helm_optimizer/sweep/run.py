@@ -17,7 +17,6 @@ report directory holds the estimate beside the actual calls.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import time
@@ -128,9 +127,9 @@ def _run_payload(config: SweepConfig, payload: dict[str, Any], progress: Progres
     return run_cell(config, cell, progress, methods=methods)
 
 
-def _unit_in_process(config_json: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """Body of a unit in a HELM worker process (the limits were installed by the pool's initializer)."""
-    return _run_payload(SweepConfig.model_validate_json(config_json), payload)
+def _unit_in_process(config_json: str, payload: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    """Body of a unit in a worker process (the limits were installed by the pool's initializer)."""
+    return _run_payload(SweepConfig.model_validate_json(config_json), payload, progress)
 
 
 def _unit_in_ray(config_json: str, payload: dict[str, Any], hub: Any, endpoints: list[str]) -> dict[str, Any]:
@@ -193,10 +192,9 @@ def _scheduled(config: SweepConfig, executor: str, address: str | None, num_work
                              endpoints=endpoints, max_cost=config.max_cost)
     else:
         workers = config.helm_workers or max(2, min(8, os.cpu_count() or 2))
-        backend = LocalBackend(run_here=functools.partial(_run_payload, config), run_there=_unit_in_process,
-                               config_json=config_json, max_parallel_cells=config.max_parallel_cells
-                               or 4 * len(config.models), helm_workers=workers, endpoints=endpoints,
-                               max_cost=config.max_cost)
+        cells = config.max_parallel_cells or min(16, 2 * len(config.models))
+        backend = LocalBackend(run_unit=_unit_in_process, config_json=config_json, max_parallel_cells=cells,
+                               helm_workers=workers, endpoints=endpoints, max_cost=config.max_cost)
     with backend.running():
         run_units(units, backend, on_start=lambda e: emit({"running": e}), on_done=on_done,
                   seconds_per_call=seconds_per_call(config, estimate))

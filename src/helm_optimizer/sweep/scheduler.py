@@ -7,17 +7,20 @@ start at once, while the optimizers still run, and an agent is evaluated as soon
 
 Where units run is the backend's business:
 
-* :class:`LocalBackend`: optimizations on threads of this process; HELM runs in worker processes
-  (HELM keeps process-global state — deployment registries, the output path, its logger — and this
-  package counts each run's LM calls and retries per process), at most ``helm_workers`` at once.
-  Every LM call of all of them waits for its endpoint's slot in one
-  :class:`~helm_optimizer.serving.limiter.LimiterHub`, kept in a manager process the workers share.
+* :class:`LocalBackend`: worker processes of this machine, one unit per process at a time (DSPy and
+  HELM keep process-global state — progress bars, deployment registries, the output path — and this
+  package counts an evaluation's LM calls and retries per process): at most ``max_parallel_cells``
+  optimizations and ``helm_workers`` HELM runs at once. Every LM call of all of them waits for its
+  endpoint's slot in one :class:`~helm_optimizer.serving.limiter.LimiterHub`, kept in a manager
+  process the workers share.
 * :class:`RayBackend`: every unit is a Ray task; the hub is a Ray actor shared by every worker.
 
 Among the units that are ready, those of the endpoint with the most estimated work left run first
-(the sweep cannot end before its slowest endpoint). The scheduler only changes *when* work runs:
-each unit does exactly what the one-cell-at-a-time executor does for it, so the agents, records and
-the table are the same.
+(the sweep cannot end before its slowest endpoint); at a busy endpoint, optimization calls get
+slots before evaluation calls (evaluations of agents wait for them, baseline and zero-shot
+evaluations fill the gaps), and while an endpoint still optimizes only one of its evaluations runs.
+The scheduler only changes *when* work runs: each unit does exactly what the one-cell-at-a-time
+executor does for it, so the agents, records and the table are the same.
 """
 
 from __future__ import annotations
@@ -28,17 +31,17 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
 from typing import Any, Protocol
 
-from helm_optimizer.serving.limiter import Hub, install_hub, use_hub
+from helm_optimizer.serving.limiter import Hub, install_hub, set_priority, use_hub
 from helm_optimizer.serving.shared import RayHub, lifeline, ray_hub, shared_hub, watch_lifeline
 
-__all__ = ["Backend", "LocalBackend", "RayBackend", "Unit", "run_units", "worker_init"]
+__all__ = ["Backend", "LocalBackend", "RayBackend", "Unit", "in_worker", "run_units", "warm_up", "worker_init"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +49,9 @@ Progress = Callable[[dict[str, Any]], None]
 # At a busy endpoint, optimizations' calls go first: evaluations of agents wait for them, and the
 # baseline and zero-shot evaluations, which nothing waits for, fill the slots they leave.
 OPTIMIZATION_PRIORITY, EVALUATION_PRIORITY = 0, 1
+# While an endpoint's optimizations run, that many of its evaluations run beside them (filling the
+# slots the optimizations leave) rather than holding workers the other endpoints' evaluations need.
+_EVALUATIONS_BESIDE_OPTIMIZATIONS = 1
 # Runs one unit: (payload, progress) -> summary; in this process (threads) or, pickled by name, elsewhere.
 UnitRunner = Callable[..., dict[str, Any]]
 
@@ -64,9 +70,9 @@ class Unit:
 
 
 class Backend(Protocol):
-    def pool(self, unit: Unit) -> str: ...
-
-    def capacity(self, pool: str) -> int: ...
+    def fits(self, unit: Unit, running: dict[str, int]) -> bool:
+        """Whether ``unit`` may start while ``running`` units of each kind run."""
+        ...
 
     def submit(self, unit: Unit, progress: Progress) -> Future[dict[str, Any]]: ...
 
@@ -76,17 +82,22 @@ class Backend(Protocol):
 # ----------------------------------------------------------------------------------------------
 # Worker processes
 # ----------------------------------------------------------------------------------------------
-def worker_init(hub: Hub, endpoints: list[str], life: Connection, environ: dict[str, str], log_file: str | None,
-                log_level: int) -> None:
-    """Initializer of a HELM worker process: die with the sweep, share its limits, log to its log file.
+_events: Any = None  # in a worker: the queue its units' progress events go to
+
+
+def worker_init(hub: Hub, endpoints: list[str], life: Connection, events: Any, environ: dict[str, str],
+                log_file: str | None, log_level: int) -> None:
+    """Initializer of a worker process: die with the sweep, share its limits, report progress, log to its log.
 
     ``environ`` is the sweep's environment when the pool started (a forked worker would otherwise see
     the forkserver's, from whenever that started); it travels in memory only.
     """
+    global _events
     watch_lifeline(life)
     os.environ.clear()
     os.environ.update(environ)
-    install_hub(hub, endpoints, priority=EVALUATION_PRIORITY)
+    install_hub(hub, endpoints)
+    _events = events
     if log_file:
         handler = logging.FileHandler(log_file, encoding="utf-8")
         handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s %(name)s [worker {os.getpid()}] "
@@ -99,6 +110,17 @@ def worker_init(hub: Hub, endpoints: list[str], life: Connection, environ: dict[
         os.dup2(fd, 1)
         os.dup2(fd, 2)
         os.close(fd)
+
+
+def in_worker(run: UnitRunner, config_json: str, payload: dict[str, Any], label: str) -> dict[str, Any]:
+    """A unit in a worker process; its progress events travel back to the sweep through the queue."""
+
+    def progress(event: dict[str, Any]) -> None:
+        if _events is not None:
+            _events.put((label, event))
+
+    set_priority(OPTIMIZATION_PRIORITY if payload.get("kind") == "optimize" else EVALUATION_PRIORITY)
+    return run(config_json, payload, progress)
 
 
 def _log_target() -> tuple[str | None, int]:
@@ -116,20 +138,40 @@ def _process_context() -> BaseContext:
     return multiprocessing.get_context("spawn")
 
 
-class LocalBackend:
-    """Optimizations on threads here; HELM runs in ``helm_workers`` processes; one hub in a manager."""
+def warm_up() -> None:
+    """Start loading the worker template (HELM, DSPy) now, in its own process; returns at once.
 
-    def __init__(self, *, run_here: UnitRunner, run_there: UnitRunner, config_json: str, max_parallel_cells: int,
-                 helm_workers: int, endpoints: list[dict[str, Any]], max_cost: float | None) -> None:
-        self._run_here = run_here
-        self._run_there = run_there
+    The local executor's workers fork from it; a command that calls this first overlaps those
+    seconds with its own start-up (reading the config, loading HELM to validate it).
+    """
+    context = _process_context()
+    if context.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
+
+class LocalBackend:
+    """Units in worker processes of this machine, one unit per process at a time.
+
+    DSPy and HELM both keep process-global state (DSPy's progress bars, HELM's registries, the
+    per-process LM call counters of an evaluation), so no two units share a process at once. One
+    pool of ``max_parallel_cells + helm_workers`` processes: at most ``max_parallel_cells`` run
+    optimizations, any free one an evaluation (so that at the end every process evaluates). The
+    limits live in one hub in a manager process; every worker's LM calls go through it.
+    """
+
+    def __init__(self, *, run_unit: UnitRunner, config_json: str, max_parallel_cells: int, helm_workers: int,
+                 endpoints: list[dict[str, Any]], max_cost: float | None) -> None:
+        self._run_unit = run_unit
         self._config_json = config_json
-        self._limits = {"threads": max_parallel_cells, "processes": helm_workers}
+        self._cells = max_parallel_cells
+        self._workers = max_parallel_cells + helm_workers
         self._endpoints = endpoints
         self._max_cost = max_cost
         self.hub: Hub | None = None
-        self._threads: ThreadPoolExecutor | None = None
-        self._processes: ProcessPoolExecutor | None = None
+        self._pool: ProcessPoolExecutor | None = None
+        self._progress: dict[str, Progress] = {}
 
     @contextmanager
     def running(self) -> Iterator[LocalBackend]:
@@ -139,29 +181,39 @@ class LocalBackend:
         with ExitStack() as stack:
             life = stack.enter_context(lifeline(context))
             self.hub = stack.enter_context(shared_hub(self._endpoints, self._max_cost, context=context, life=life))
-            stack.enter_context(use_hub(self.hub, names, priority=OPTIMIZATION_PRIORITY))
-            self._threads = stack.enter_context(ThreadPoolExecutor(self._limits["threads"],
-                                                                   thread_name_prefix="hopt-cell"))
-            self._processes = ProcessPoolExecutor(
-                self._limits["processes"], mp_context=context, initializer=worker_init,
-                initargs=(self.hub, names, life, dict(os.environ), log_file, log_level))
+            events = context.Queue()
+            drain = threading.Thread(target=self._drain, args=(events,), name="hopt-progress", daemon=True)
+            drain.start()
+            self._pool = ProcessPoolExecutor(
+                self._workers, mp_context=context, initializer=worker_init,
+                initargs=(self.hub, names, life, events, dict(os.environ), log_file, log_level))
             try:
                 yield self
             finally:
-                self._processes.shutdown(wait=True, cancel_futures=True)
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                events.put(None)
+                drain.join(10)
+                events.close()
 
-    def pool(self, unit: Unit) -> str:
-        return "threads" if unit.kind == "optimize" else "processes"
+    def _drain(self, events: Any) -> None:
+        while True:
+            item = events.get()
+            if item is None:
+                return
+            label, event = item
+            sink = self._progress.get(label)
+            if sink is not None:
+                sink(event)
 
-    def capacity(self, pool: str) -> int:
-        return self._limits[pool]
+    def fits(self, unit: Unit, running: dict[str, int]) -> bool:
+        if sum(running.values()) >= self._workers:
+            return False
+        return unit.kind != "optimize" or running.get("optimize", 0) < self._cells
 
     def submit(self, unit: Unit, progress: Progress) -> Future[dict[str, Any]]:
-        if unit.kind == "optimize":
-            assert self._threads is not None
-            return self._threads.submit(self._run_here, unit.payload, progress)
-        assert self._processes is not None
-        return self._processes.submit(self._run_there, self._config_json, unit.payload)
+        assert self._pool is not None
+        self._progress[unit.cell] = progress
+        return self._pool.submit(in_worker, self._run_unit, self._config_json, unit.payload, unit.cell)
 
     def stop(self, reason: str) -> None:
         if self.hub is not None:
@@ -208,11 +260,8 @@ class RayBackend:
             ray.kill(self.hub.handle)
             self.hub = None
 
-    def pool(self, unit: Unit) -> str:
-        return "ray"
-
-    def capacity(self, pool: str) -> int:
-        return self._capacity
+    def fits(self, unit: Unit, running: dict[str, int]) -> bool:
+        return sum(running.values()) < self._capacity
 
     def submit(self, unit: Unit, progress: Progress) -> Future[dict[str, Any]]:
         assert self.hub is not None
@@ -281,10 +330,17 @@ def run_units(units: list[Unit], backend: Backend, *, on_start: Progress, on_don
     outcome: dict[str, dict[str, Any]] = {}
     running: dict[Future[dict[str, Any]], Unit] = {}
     busy: dict[str, int] = {}
+    optimizing: dict[str, int] = {}  # optimization units not finished, per endpoint
+    evaluating: dict[str, int] = {}  # evaluation units running, per endpoint
+    for unit in units:
+        if unit.kind == "optimize":
+            optimizing[unit.endpoint] = optimizing.get(unit.endpoint, 0) + 1
     lock = threading.Lock()
 
     def finish(unit: Unit, summary: dict[str, Any]) -> None:
         outcome[unit.key] = summary
+        if unit.kind == "optimize":
+            optimizing[unit.endpoint] -= 1
         left[unit.endpoint] -= unit.weight * pace.get(unit.endpoint, 1.0)
         cell = cells[unit.cell]
         cell.summaries[unit.key] = summary
@@ -321,12 +377,15 @@ def run_units(units: list[Unit], backend: Backend, *, on_start: Progress, on_don
                     finish(unit, {"status": "failed", "error": f"not started: {reason}"})
                 elif state:
                     startable.append(unit)
-            startable.sort(key=lambda u: (-left.get(u.endpoint, 0.0), -u.weight))
+            startable.sort(key=lambda u: (-left.get(u.endpoint, 0.0), -u.weight))  # most work left first
             for unit in startable:
-                pool = backend.pool(unit)
-                if busy.get(pool, 0) >= backend.capacity(pool):
+                if not backend.fits(unit, busy):
                     continue
-                busy[pool] = busy.get(pool, 0) + 1
+                if unit.kind == "evaluate" and optimizing.get(unit.endpoint) and \
+                        evaluating.get(unit.endpoint, 0) >= _EVALUATIONS_BESIDE_OPTIMIZATIONS:
+                    continue
+                evaluating[unit.endpoint] = evaluating.get(unit.endpoint, 0) + (unit.kind == "evaluate")
+                busy[unit.kind] = busy.get(unit.kind, 0) + 1
                 pending.remove(unit)
                 cell = cells[unit.cell]
                 if cell.started is None:
@@ -350,8 +409,9 @@ def run_units(units: list[Unit], backend: Backend, *, on_start: Progress, on_don
             done, _ = wait(list(running), timeout=1.0, return_when=FIRST_COMPLETED)
             for future in done:
                 unit = running.pop(future)
-                pool = backend.pool(unit)
-                busy[pool] -= 1
+                busy[unit.kind] -= 1
+                if unit.kind == "evaluate":
+                    evaluating[unit.endpoint] -= 1
                 try:
                     summary = future.result()
                 except Exception as exc:
