@@ -385,7 +385,7 @@ def _on_error(lm: Any, permit: Any, exc: BaseException) -> None:
     if isinstance(exc, dspy.LMRateLimitError) or getattr(exc, "status_code", None) == 429:
         hint = getattr(exc, "retry_after", None)
         ok = isinstance(hint, int | float) and not isinstance(hint, bool) and math.isfinite(hint)
-        permit.throttled(float(hint) if ok else None)
+        permit.throttled(float(hint) if ok and hint is not None else None)
     else:
         permit.failed()
 
