@@ -98,7 +98,7 @@ def test_terminal_shows_a_clean_table_and_a_result_summary(server: FakeOpenAISer
     labels += ["evaluate head_qa · openai/fake-display", "helm-summarize", "report"]
     table = screen[:screen.index("Results")]
     for label in labels:
-        rows = [line for line in table.splitlines() if label in line]
+        rows = [line for line in table.splitlines() if label in line and line.lstrip().startswith("│")]
         assert rows, (label, screen)
         assert ROW_END.search(rows[-1]), (label, rows[-1])
     assert re.search(r"val \d\.\d{3} → \d\.\d{3}", table)  # an optimize row's result
