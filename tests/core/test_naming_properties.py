@@ -9,7 +9,6 @@ inputs never share a name, and what a writer computes is what the reader finds.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path, PurePosixPath
@@ -300,6 +299,7 @@ def test_evaluation_registers_exactly_the_agent_file_optimization_writes(
     from helm_optimizer.config import LMConfig
     from helm_optimizer.evaluate import EvaluationRequest, _agent_folds
     from helm_optimizer.helm.deployments import agent_file_deployment
+    from helm_optimizer.records import AgentData, AgentMeta, AgentScores, write_record
 
     entry = _entry(name, args)
     key = scenario_key(entry)
@@ -311,8 +311,12 @@ def test_evaluation_registers_exactly_the_agent_file_optimization_writes(
             path = agent_path(out / "agents", key, model, method, fold)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("{}")
-            meta = {"seed": 0, "num_folds": len(folds), "data": {"eval_limit": 4 if cross_fitted else None}}
-            meta_path(path).write_text(json.dumps(meta))
+            meta = AgentMeta(
+                scenario=key, run_entry=entry, model=model, optimizer=method, seed=0, num_folds=len(folds),
+                fold=fold, config={}, config_fingerprint="c", created_at="t", scores=AgentScores(metric="m"),
+                data=AgentData(fingerprint="d", train_size=1, val_size=1, strategy="s", main_metric="m", eval_size=1,
+                               eval_ids_fingerprint="e", test_size=1, eval_limit=4 if cross_fitted else None))
+            write_record(meta_path(path), meta)
             written.append(path)
         request = EvaluationRequest(scenario=entry, lm=LMConfig(model=model), methods=(method,), output_dir=out,
                                     eval_limit=4 if cross_fitted else None)

@@ -95,7 +95,7 @@ def test_a_server_that_never_answers_stops_the_command_in_one_line(command: str,
     if command == "sweep":  # the verdict holds for the sweep's later cells: they fail at once
         text = " ".join(output.split())  # (the console wraps long lines)
         for optimizer in ("LabeledFewShot", "BootstrapFewShotWithRandomSearch"):
-            assert f"{optimizer}: failed (The model server at {server.api_base} stopped answering" in text, text
+            assert f"{optimizer}: failed · The model server at {server.api_base} stopped answering" in text, text
     assert took < 120, f"{took:.0f} s"
     _nothing_written(out)
 
