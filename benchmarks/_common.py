@@ -44,10 +44,13 @@ class FakeServerProcess:
     """``python -m helm_optimizer.serving.fake`` in its own process (so it never competes for our GIL)."""
 
     def __init__(self, *, latency: float, accuracy: float = 1.0, demo_accuracy: float | None = None,
-                 answers: dict[str, str] | None = None, nodelay: bool = True, seed: int = 0) -> None:
+                 answers: dict[str, str] | None = None, nodelay: bool = True, seed: int = 0,
+                 max_concurrency: int | None = None, cap_retry_after: float = 1.0) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="hopt-bench-fake-"))
         args = ["--port-file", str(self._dir / "port"), "--latency", str(latency), "--accuracy", str(accuracy),
                 "--seed", str(seed)]
+        if max_concurrency is not None:
+            args += ["--max-concurrency", str(max_concurrency), "--cap-retry-after", str(cap_retry_after)]
         if demo_accuracy is not None:
             args += ["--demo-accuracy", str(demo_accuracy)]
         if answers:
@@ -58,6 +61,10 @@ class FakeServerProcess:
         self._args = [sys.executable, "-c", _NODELAY_BOOT if nodelay else _SHIPPED_BOOT, *args]
         self._proc: subprocess.Popen[bytes] | None = None
         self.port = 0
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
 
     def __enter__(self) -> FakeServerProcess:
         self._proc = subprocess.Popen(self._args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

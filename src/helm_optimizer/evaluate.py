@@ -249,12 +249,13 @@ def evaluate_methods(req: EvaluationRequest, *, progress: Callable[[dict[str, An
                      force: bool = False) -> list[EvaluationResult]:
     """Run every method of ``req`` in HELM (skipping runs whose record is current); return the records.
 
-    One evaluation per scenario and model at a time: a second one (or a sweep's cell) fails at once
+    One evaluation per scenario, model and set of methods at a time: a second one fails at once
     instead of paying for the same calls; run again afterwards and it finds the records current.
     """
     key = scenario_key(req.scenario)
     cell = record_path(req.output_dir, key, req.lm.model, METHOD_BASELINE).parent
-    with file_lock(cell_lock_path(req.output_dir, "evaluate", key, req.lm.model, "methods"), what="evaluate",
+    methods = "methods-" + fingerprint(sorted(req.methods))[:16]  # runs of other methods may go side by side
+    with file_lock(cell_lock_path(req.output_dir, "evaluate", key, req.lm.model, methods), what="evaluate",
                    target=cell):
         return _evaluate_methods(req, progress=progress, force=force)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import math
 import os
 import threading
 import urllib.error
@@ -21,6 +23,7 @@ from helm_optimizer._lm_calls import CallSlots, retry_policy
 from helm_optimizer.config import LMConfig
 from helm_optimizer.errors import BudgetExceededError, ModelError
 from helm_optimizer.replies import answer_checked, answer_checked_async, in_flight, is_unusable_reply, record_reply
+from helm_optimizer.serving.limiter import Gate, gate_for
 
 if TYPE_CHECKING:
     import dspy
@@ -332,11 +335,13 @@ def _tracked_lm_class() -> type[dspy.LM]:
         meter: UsageMeter | None = None
         max_retries: int = 0
         structured_output: bool = False
+        endpoint: str | None = None  # the model's name in the config: whose limits gate its calls
 
         def __call__(self, *args: Any, **kwargs: Any) -> Any:
             self._check_budget()
             slot = self.meter.slots.held() if self.meter is not None and self.meter.slots else contextlib.nullcontext()
-            attempt = answer_checked(self, super().__call__)  # a reply without usable content is a failure
+            # each attempt waits for its endpoint's limiter; a reply without usable content is a failure
+            attempt = answer_checked(self, _gated(self, super().__call__))
             with memoized_metadata(), slot, in_flight(self):
                 self._check_budget()
                 try:
@@ -352,7 +357,7 @@ def _tracked_lm_class() -> type[dspy.LM]:
         async def acall(self, *args: Any, **kwargs: Any) -> Any:
             self._check_budget()
             slots = self.meter.slots if self.meter is not None else None
-            attempt = answer_checked_async(self, super().acall)
+            attempt = answer_checked_async(self, _gated_async(self, super().acall))
             async with slots.held_async() if slots is not None else contextlib.nullcontext():
                 self._check_budget()
                 with memoized_metadata(), in_flight(self):
@@ -390,6 +395,121 @@ def _tracked_lm_class() -> type[dspy.LM]:
             return retry_policy(retries=self.max_retries, retryable=_is_retryable, on_retry=note)
 
     return TrackedLM
+
+
+# --- endpoint limits: every attempt waits for a slot of its endpoint (helm_optimizer.serving.limiter) ----------
+def _prompt_tokens(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
+    """The prompt's size in tokens, estimated as characters / 4 (what the gate reserves)."""
+    prompt = kwargs.get("prompt", args[0] if args else None)
+    messages = kwargs.get("messages") or []
+    chars = len(prompt) if isinstance(prompt, str) else 0
+    for message in messages if isinstance(messages, list) else []:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list):
+            chars += sum(len(str(part.get("text", ""))) for part in content if isinstance(part, dict))
+    return chars // 4
+
+
+class _UsageProbe:
+    """Passes DSPy's usage report of one call on to the tracker in force, and keeps it (none: a cache hit)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.usage: dict[str, Any] | None = None
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _UsageProbe:
+        return self
+
+    def add_usage(self, lm: str, usage_entry: dict[str, Any]) -> None:
+        self.usage = dict(usage_entry or {})
+        if self.inner is not None:
+            self.inner.add_usage(lm, usage_entry)
+
+    def get_total_tokens(self) -> Any:
+        return self.inner.get_total_tokens() if self.inner is not None else {}
+
+
+def _end_permit(permit: Any, probe: _UsageProbe) -> None:
+    usage = probe.usage
+    if usage is None:
+        permit.done(cache_hit=True)
+    else:
+        permit.done(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+
+
+def _on_error(lm: Any, permit: Any, exc: BaseException) -> None:
+    import dspy
+
+    if isinstance(exc, dspy.LMRateLimitError) or getattr(exc, "status_code", None) == 429:
+        hint = getattr(exc, "retry_after", None)
+        usable = isinstance(hint, int | float) and not isinstance(hint, bool) and math.isfinite(hint)
+        permit.throttled(float(hint) if usable and hint is not None else None)
+    else:
+        permit.failed()
+
+
+def _refused(lm: Any, exc: BudgetExceededError) -> None:
+    """A refused call stops the run: the meter's check then raises before an agent is written."""
+    meter = lm.meter
+    if meter is not None and meter.exceeded is None:
+        meter.exceeded = str(exc).rstrip(".")
+
+
+def _gated(lm: Any, call: Any) -> Any:
+    """``call`` waiting, attempt by attempt, for a slot of ``lm``'s endpoint; ``call`` itself without limits."""
+    gate: Gate | None = gate_for(lm.endpoint)
+    if gate is None:
+        return call
+
+    def limited(*args: Any, **kwargs: Any) -> Any:
+        import dspy
+
+        try:
+            permit = gate.enter(_prompt_tokens(args, kwargs))
+        except BudgetExceededError as exc:
+            _refused(lm, exc)
+            raise
+        probe = _UsageProbe(dspy.settings.usage_tracker)
+        try:
+            with dspy.context(usage_tracker=probe):
+                result = call(*args, **kwargs)
+        except BaseException as exc:
+            _on_error(lm, permit, exc)
+            raise
+        _end_permit(permit, probe)
+        return result
+
+    return limited
+
+
+def _gated_async(lm: Any, call: Any) -> Any:
+    """:func:`_gated` for ``acall``."""
+    gate: Gate | None = gate_for(lm.endpoint)
+    if gate is None:
+        return call
+
+    async def limited(*args: Any, **kwargs: Any) -> Any:
+        import dspy
+
+        try:
+            permit = await asyncio.to_thread(gate.enter, _prompt_tokens(args, kwargs))
+        except BudgetExceededError as exc:
+            _refused(lm, exc)
+            raise
+        probe = _UsageProbe(dspy.settings.usage_tracker)
+        try:
+            with dspy.context(usage_tracker=probe):
+                result = await call(*args, **kwargs)
+        except BaseException as exc:
+            _on_error(lm, permit, exc)
+            raise
+        _end_permit(permit, probe)
+        return result
+
+    return limited
+# --- end of endpoint limits ---------------------------------------------------------------------------------
 
 
 _TRACKED: type[Any] | None = None
@@ -453,6 +573,7 @@ def build_lm(cfg: LMConfig, *, cache: bool = True, meter: UsageMeter | None = No
     lm.meter = meter
     lm.max_retries = cfg.num_retries
     lm.structured_output = uses_structured_output(cfg)
+    lm.endpoint = cfg.model
     if meter is not None:
         meter.set_prices(model, cfg)
     return lm

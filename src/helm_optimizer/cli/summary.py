@@ -18,7 +18,7 @@ _DASH = "—"
 
 def sweep_rows(config: Any) -> list[RowSpec]:
     """The display rows of a sweep: every cell with its estimated LM calls, then summarize and report."""
-    from helm_optimizer.sweep.estimate import estimate_calls
+    from helm_optimizer.sweep.quick_estimate import estimate_calls
     from helm_optimizer.sweep.run import plan_cells
 
     optimize_cells, evaluate_cells = plan_cells(config)

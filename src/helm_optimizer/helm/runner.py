@@ -22,6 +22,8 @@ import io
 import json
 import logging
 import os
+import sys
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,15 +37,35 @@ __all__ = ["BenchmarkResult", "BenchmarkRun", "quarantine_damaged_caches", "quie
 logger = logging.getLogger(__name__)
 
 
+_quiet_lock = threading.Lock()
+_quiet: list[Any] = []  # [saved stdout, buffer, depth] while any thread is inside quiet_stdout()
+
+
 @contextlib.contextmanager
 def quiet_stdout() -> Iterator[None]:
-    """Swallow HELM's bare ``print`` calls (e.g. ``Looking in path: ...``) and send them to the log."""
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
+    """Swallow HELM's bare ``print`` calls (e.g. ``Looking in path: ...``) and send them to the log.
+
+    ``sys.stdout`` is one per process: threads inside at once share one redirection, undone by the
+    last to leave (nested ``redirect_stdout`` calls from several threads would restore each other's
+    buffers and leave stdout redirected for good).
+    """
+    with _quiet_lock:
+        if not _quiet:
+            _quiet.extend([sys.stdout, io.StringIO(), 0])
+            sys.stdout = _quiet[1]
+        _quiet[2] += 1
+    try:
         yield
-    text = buffer.getvalue().strip()
-    if text:
-        logger.debug("HELM printed: %s", text[:2000])
+    finally:
+        with _quiet_lock:
+            _quiet[2] -= 1
+            if _quiet[2] == 0:
+                saved, buffer, _ = _quiet
+                _quiet.clear()
+                sys.stdout = saved
+                text = buffer.getvalue().strip()
+                if text:
+                    logger.debug("HELM printed: %s", text[:2000])
 
 
 @dataclass(frozen=True)

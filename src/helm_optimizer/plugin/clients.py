@@ -22,6 +22,8 @@ from helm_optimizer.config import redact_url
 from helm_optimizer.errors import ModelError
 from helm_optimizer.ledger import UsageLedger
 from helm_optimizer.replies import UnusableReplyError, completion_problem, liveness_for
+from helm_optimizer.serving.gated_http import GatedTransport
+from helm_optimizer.serving.limiter import gate_for
 
 __all__ = ["EmbeddedOpenAIClient", "OpenAICompatibleClient", "PromptOnlyClient"]
 
@@ -43,13 +45,17 @@ class OpenAICompatibleClient(OpenAIClient):  # type: ignore[misc]
     def __init__(self, cache_config: CacheConfig, base_url: str | None = None, api_key_env: str | None = None,
                  openai_model_name: str | None = None, timeout: float = 120.0, max_retries: int = 5,
                  max_completions_per_request: int | None = None, tokenizer: Tokenizer | None = None,
-                 tokenizer_name: str | None = None, usage_ledger: str | None = None, **kwargs: Any) -> None:
+                 tokenizer_name: str | None = None, usage_ledger: str | None = None, model_name: str | None = None,
+                 **kwargs: Any) -> None:
         kwargs.pop("api_key", None)
         kwargs.pop("org_id", None)
         api_key = os.environ.get(api_key_env, "") if api_key_env else ""
         self.ledger = UsageLedger(usage_ledger) if usage_ledger else None
-        if self.ledger is not None:
-            kwargs["http_client"] = _counting_http_client(self.ledger)
+        # A sweep's endpoint limits (HELM injects model_name, the sweep's name of the model): every HTTP
+        # attempt, the SDK's retries included, waits for a slot of that endpoint.
+        self.endpoint_gate = gate_for(model_name)
+        if (self.ledger is not None or self.endpoint_gate is not None) and "http_client" not in kwargs:
+            kwargs["http_client"] = _http_client(self.ledger, self.endpoint_gate)
         super().__init__(cache_config=cache_config, api_key=api_key or "not-needed", base_url=base_url,
                          openai_model_name=openai_model_name, timeout=timeout, max_retries=max_retries, **kwargs)
         # Every reply is checked before HELM caches it; see _CheckedOpenAI.
@@ -92,6 +98,8 @@ class OpenAICompatibleClient(OpenAIClient):  # type: ignore[misc]
         behind this client already retried (``max_retries``, honouring ``Retry-After``). A reply
         that is not valid UTF-8 or JSON is one failed instance, not a failed run.
         """
+        if self.endpoint_gate is not None:
+            self.endpoint_gate.check()  # the sweep is stopping (budget spent): fail the HELM run, not one instance
         try:
             result: RequestResult = self._answered(request)
         except (UnusableReplyError, ModelError, _CallFailed) as exc:  # after the retries / stopped answering
@@ -102,6 +110,8 @@ class OpenAICompatibleClient(OpenAIClient):  # type: ignore[misc]
             return RequestResult(success=False, cached=False, completions=[], embedding=[],
                                  error=f"Unreadable reply from {where}: {type(exc).__name__}: {exc}",
                                  error_flags=ErrorFlags(is_retriable=False, is_fatal=False))
+        if not result.success and self.endpoint_gate is not None:
+            self.endpoint_gate.check()
         if not result.success and result.error_flags is None:
             result = dataclasses.replace(result, error_flags=ErrorFlags(is_retriable=False, is_fatal=False))
         if result.success and not request.echo_prompt:
@@ -208,20 +218,24 @@ class _CheckedOpenAI:
         return getattr(self._client, name)
 
 
-def _counting_http_client(ledger: UsageLedger) -> Any:
-    """An HTTP client that counts each retried attempt of the OpenAI SDK in ``ledger``.
+def _http_client(ledger: UsageLedger | None, gate: Any) -> Any:
+    """The OpenAI SDK's HTTP client, counting retried attempts in ``ledger`` and waiting at ``gate``.
 
     The SDK marks every attempt with ``x-stainless-retry-count`` (0 for the first); an attempt
-    with a count above 0 is one retry.
+    with a count above 0 is one retry. With a gate (a sweep's endpoint limits) every attempt
+    waits for a slot of its endpoint.
     """
     from openai import DefaultHttpxClient
 
     def on_request(request: Any) -> None:
         count = request.headers.get("x-stainless-retry-count", "0")
-        if count.isdigit() and int(count) > 0:
+        if ledger is not None and count.isdigit() and int(count) > 0:
             ledger.add(retries=1)
 
-    return DefaultHttpxClient(event_hooks={"request": [on_request]})
+    options: dict[str, Any] = {"event_hooks": {"request": [on_request]}}
+    if gate is not None:
+        options["transport"] = GatedTransport(gate)
+    return DefaultHttpxClient(**options)
 
 
 class EmbeddedOpenAIClient(OpenAICompatibleClient):
@@ -235,7 +249,7 @@ class EmbeddedOpenAIClient(OpenAICompatibleClient):
     def __init__(self, cache_config: CacheConfig, embedded_model: str = "local/smollm2", parallel: int | None = None,
                  tokenizer: Tokenizer | None = None, tokenizer_name: str | None = None,
                  max_completions_per_request: int | None = None, timeout: float = 900.0, max_retries: int = 5,
-                 **kwargs: Any) -> None:
+                 model_name: str | None = None, **kwargs: Any) -> None:
         from helm_optimizer.serving.models import dspy_model_name
         from helm_optimizer.serving.sharing import ensure_server
 
@@ -247,7 +261,8 @@ class EmbeddedOpenAIClient(OpenAICompatibleClient):
         super().__init__(cache_config=cache_config, base_url=server.api_base, api_key_env=None,
                          openai_model_name=alias, timeout=timeout, max_retries=max_retries,
                          max_completions_per_request=max_completions_per_request or server.parallel,
-                         tokenizer=tokenizer, tokenizer_name=tokenizer_name, **kwargs)
+                         tokenizer=tokenizer, tokenizer_name=tokenizer_name, model_name=model_name or embedded_model,
+                         **kwargs)
 
 
 class PromptOnlyClient(Client):  # type: ignore[misc]

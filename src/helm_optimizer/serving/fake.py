@@ -28,6 +28,10 @@ answer, an overlong one (``finish_reason: length``), garbage text, a well-formed
 fields (reasoning) carry a lone UTF-16 surrogate (valid JSON, not encodable as UTF-8; a plain
 prompt gets it in the answer) or bytes that are not UTF-8 at all (an undecodable body).
 
+``max_concurrency`` plays a rate-limited provider: a completion request that arrives while that many
+are being answered gets HTTP 429 with ``Retry-After: <cap_retry_after>`` and counts as
+``over_cap``; ``max_in_flight`` is the most answered at once.
+
 Counters (``stats()`` or ``GET /stats``) report requests, completions and injected faults.
 """
 
@@ -79,6 +83,8 @@ class FakeServerConfig:
     bad_output_kinds: tuple[str, ...] = ("empty", "overlong", "garbage", "surrogate", "invalid_utf8")
     overlong_chars: int = 50_000
     model: str = "fake-model"
+    max_concurrency: int | None = None
+    cap_retry_after: float = 1.0
 
     def __post_init__(self) -> None:
         unknown = set(self.bad_output_kinds) - set(BAD_OUTPUT_KINDS)
@@ -135,6 +141,7 @@ class _Brain:
         self._attempts: Counter[str] = Counter()
         self._failures_for: Counter[str] = Counter()
         self.counters: Counter[str] = Counter()
+        self._in_flight = 0
         # Longest keys first so that "What is 12+1?" wins over "What is 1".
         self._keys = sorted(config.answers, key=len, reverse=True)
 
@@ -146,6 +153,21 @@ class _Brain:
     def stats(self) -> dict[str, int]:
         with self._lock:
             return dict(self.counters)
+
+    def enter(self) -> bool:
+        """Start answering a completion request; False (counted as ``over_cap``) when at the cap."""
+        cap = self.config.max_concurrency
+        with self._lock:
+            if cap is not None and self._in_flight >= cap:
+                self.counters["over_cap"] += 1
+                return False
+            self._in_flight += 1
+            self.counters["max_in_flight"] = max(self.counters["max_in_flight"], self._in_flight)
+            return True
+
+    def leave(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
 
     def reset(self) -> None:
         with self._lock:
@@ -355,29 +377,41 @@ def _make_handler(brain: _Brain, stop_event: threading.Event) -> type[BaseHTTPRe
                 brain.count("bad_requests")
                 self._send(400, {"error": {"message": "body is not JSON", "type": "invalid_request_error"}})
                 return
+            if not brain.enter():
+                wait = f"{brain.config.cap_retry_after:g}"
+                self._send(429, {"error": {"message": f"more than {brain.config.max_concurrency} requests at once",
+                                           "type": "rate_limit"}}, {"Retry-After": wait})
+                return
+            try:
+                status, payload, headers = self._answer(path, raw, body)
+            finally:
+                brain.leave()  # before the reply goes out: the client may send the next request at once
+            if status is not None:
+                extra = dict(headers or {})
+                content_type = extra.pop("Content-Type", "application/json")
+                self._send(status, payload, extra, content_type=content_type)
+
+        def _answer(self, path: str, raw: bytes, body: Any) -> tuple[int | None, Any, dict[str, str] | None]:
+            """The reply to a completion request (status None: no reply, the connection is dropped)."""
             key = hashlib.sha256(raw).hexdigest()
             fault = brain.decide_failure(key)
             if fault == "429":
-                self._send(429, {"error": {"message": "rate limited (injected)", "type": "rate_limit"}},
-                           {"Retry-After": "0"})
-                return
+                refusal = {"error": {"message": "rate limited (injected)", "type": "rate_limit"}}
+                return 429, refusal, {"Retry-After": "0"}
             if fault == "500":
-                self._send(500, {"error": {"message": "server error (injected)", "type": "server_error"}})
-                return
+                return 500, {"error": {"message": "server error (injected)", "type": "server_error"}}, None
             if fault == "timeout":
                 stop_event.wait(brain.config.hang_seconds)
                 self.close_connection = True
-                return
+                return None, None, None
             if fault == "html":
-                self._send(200, _HTML_PAGE, content_type="text/html; charset=utf-8")
-                return
+                return 200, _HTML_PAGE, {"Content-Type": "text/html; charset=utf-8"}
             if fault in ("no_choices", "no_content"):
                 choices = [] if fault == "no_choices" else [
                     {"index": 0, "finish_reason": "stop", "message": {"role": "assistant"}, "logprobs": None}]
-                self._send(200, {"id": f"fake-{key[:12]}", "object": "chat.completion", "created": 1_700_000_000,
-                                 "model": body.get("model") or brain.config.model, "choices": choices,
-                                 "usage": {"prompt_tokens": 1, "completion_tokens": 0, "total_tokens": 1}})
-                return
+                return 200, {"id": f"fake-{key[:12]}", "object": "chat.completion", "created": 1_700_000_000,
+                             "model": body.get("model") or brain.config.model, "choices": choices,
+                             "usage": {"prompt_tokens": 1, "completion_tokens": 0, "total_tokens": 1}}, None
             if brain.config.latency > 0:
                 stop_event.wait(brain.config.latency)
             chat = "chat" in path
@@ -406,14 +440,14 @@ def _make_handler(brain: _Brain, stop_event: threading.Event) -> type[BaseHTTPRe
                 choice = {"index": 0, "finish_reason": finish, "text": text, "logprobs": None}
             brain.count("completions")
             created = 1_700_000_000
-            self._send(200, {
+            return 200, {
                 "id": f"fake-{key[:12]}",
                 "object": "chat.completion" if chat else "text_completion",
                 "created": created,
                 "model": body.get("model") or brain.config.model,
                 "choices": [choice],
                 "usage": _usage(prompt, text),
-            })
+            }, None
 
     return Handler
 
@@ -520,6 +554,9 @@ def main(argv: list[str] | None = None, *, ready: Callable[[FakeOpenAIServer], N
     parser.add_argument("--bad-output-kinds", default=",".join(BAD_OUTPUT_KINDS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--answers", help="JSON file mapping question text to gold answer")
+    parser.add_argument("--max-concurrency", type=int, default=None,
+                        help="answer 429 to completion requests beyond this many at once")
+    parser.add_argument("--cap-retry-after", type=float, default=1.0, help="Retry-After of those 429s (seconds)")
     parser.add_argument("--port-file", help="write the chosen port to this file once listening")
     args = parser.parse_args(argv)
     answers: dict[str, str] = {}
@@ -534,7 +571,8 @@ def main(argv: list[str] | None = None, *, ready: Callable[[FakeOpenAIServer], N
         failure_rate=args.failure_rate, failure_kinds=kinds(args.failure_kinds),
         max_failures_per_request=args.max_failures_per_request, hang_seconds=args.hang_seconds,
         garbage_rate=args.garbage_rate, bad_output_rate=args.bad_output_rate,
-        bad_output_kinds=kinds(args.bad_output_kinds), seed=args.seed), port=args.port)
+        bad_output_kinds=kinds(args.bad_output_kinds), seed=args.seed, max_concurrency=args.max_concurrency,
+        cap_retry_after=args.cap_retry_after), port=args.port)
     server.start()
     if args.port_file:
         from pathlib import Path

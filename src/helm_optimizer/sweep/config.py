@@ -13,6 +13,7 @@ Example (YAML)::
       - model: openai/gpt-4o
         api_key_env: OPENAI_API_KEY   # the NAME of the variable, never the key
         prompt_model: {model: openai/gpt-4o, api_key_env: OPENAI_API_KEY}
+        limits: {max_concurrency: 16, requests_per_minute: 500, tokens_per_minute: 300000}
       - model: local/smollm2          # the embedded model, started on demand
     max_bootstrapped_demos: 3
     max_labeled_demos: 3
@@ -34,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from helm_optimizer.config import LMConfig
 from helm_optimizer.errors import ConfigError
+from helm_optimizer.serving.limiter import EndpointLimits
 
 __all__ = ["ModelSpec", "ScenarioSpec", "SweepConfig", "load_sweep_config", "validate_sweep", "with_timeout"]
 
@@ -48,6 +50,8 @@ class ModelSpec(LMConfig):
         default=None, description="HELM deployment for the baseline (default: the model at api_base)")
     allow_model_mismatch: bool = Field(
         default=False, description="evaluate even when helm_deployment serves another model than model")
+    limits: EndpointLimits = Field(default_factory=EndpointLimits,
+                                   description="what the model's endpoint takes, over the whole sweep")
 
     @field_validator("api_key")
     @classmethod
@@ -59,7 +63,7 @@ class ModelSpec(LMConfig):
 
     def lm(self) -> LMConfig:
         return LMConfig.model_validate(self.model_dump(exclude={"prompt_model", "helm_deployment",
-                                                                "allow_model_mismatch"}))
+                                                                "allow_model_mismatch", "limits"}))
 
 
 class ScenarioSpec(BaseModel):
@@ -97,7 +101,14 @@ class SweepConfig(BaseModel):
     eval_limit: int | None = Field(default=None, gt=0)
     on_overlap: Literal["refuse", "drop"] = "refuse"
     max_calls: int | None = Field(default=None, gt=0, description="per optimization cell")
-    max_cost: float | None = Field(default=None, gt=0, description="per optimization cell")
+    max_cost: float | None = Field(default=None, gt=0, description="USD for the whole sweep")
+    max_cost_per_cell: float | None = Field(default=None, gt=0, description="USD per optimization cell")
+    helm_workers: int | None = Field(default=None, ge=1, le=64,
+                                     description="HELM runs at once (worker processes; default: CPU cores, 2-8)")
+    max_parallel_cells: int | None = Field(default=None, ge=1, le=1024,
+                                           description="optimizations at once (default: 2 per model, at most 16)")
+    estimate_accuracy: float = Field(default=0.5, gt=0, le=1, description="share of right answers assumed "
+                                     "when estimating bootstrap calls (--dry-run)")
     optimizer_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     report: bool = True
     summarize: bool = True

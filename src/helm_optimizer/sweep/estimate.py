@@ -1,77 +1,428 @@
-"""Pre-flight estimates of the LM calls each sweep cell makes, from the config alone (no data loaded).
+"""A sweep's cost before it runs: LM calls per cell from each optimizer's settings, tokens, price, wall time.
 
-The live display turns them into an ETA: calls still to make divided by the recent throughput.
-Estimates count calls a run makes without any cache; answers already cached make a resumed run
-quicker than estimated. Cross-fitted scenarios optimize once per fold, which the config does not
-tell: their optimization cells are estimated for one fold. ``None`` means no estimate (a plugin's
-optimizer, or an evaluation without ``eval_limit``).
+``helm-optimizer sweep CONFIG --dry-run`` (and ``validate --estimate``) loads each scenario's real
+optimization and test data (no LM call) and counts, per cell:
+
+* optimization: the validation score before (once per scenario and model: the second optimizer
+  finds it in the LM cache) and after; then the optimizer's own calls — bootstraps (examples tried
+  until enough pass, at an assumed share of right answers, ``estimate_accuracy``), random search's
+  candidates × validation size, MIPROv2's preset (demo sets, instruction proposals, dataset
+  summary, trials over instruction × demo-set pairs, repeats answered from the cache), GEPA's metric
+  budget, SIMBA's steps;
+* evaluation: one call per evaluated test instance and method (HELM's baseline: per train trial).
+
+Tokens come from the real prompts (characters ÷ 4 of the adapter's messages for a sample of the
+examples, with and without demos); cost from the model's configured prices, else litellm's offline
+price map (unknown stays unknown); wall time from the declared limits: for each endpoint, the most
+of calls × latency ÷ concurrency, calls ÷ requests per minute and tokens ÷ tokens per minute; the
+sweep as long as its slowest endpoint. Optimizers this module does not know are counted as unknown.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
-from helm_optimizer.naming import METHOD_ZS_COT, METHOD_ZS_PREDICT
-from helm_optimizer.sweep.config import SweepConfig
+from helm_optimizer.sweep.cells import Cell
+from helm_optimizer.sweep.config import ModelSpec, SweepConfig
 
-__all__ = ["estimate_calls", "optimization_sizes"]
+__all__ = ["CellEstimate", "SweepEstimate", "estimate_sweep"]
 
-# The dataset's defaults when the config sets neither ``limit`` nor sizes (scenarios.dataset).
-_DEFAULT_VAL, _DEFAULT_TRAIN = 200, 500
-# MIPROv2's ``auto`` settings (DSPy): candidate count and validation cap.
-_MIPRO_AUTO = {"light": (6, 100), "medium": (12, 300), "heavy": (18, 1000)}
+logger = logging.getLogger(__name__)
 
-
-def optimization_sizes(config: SweepConfig) -> tuple[int, int]:
-    """(training, validation) examples per optimization cell, as the dataset would split them at most."""
-    if config.limit is not None:
-        val = config.limit // 2
-        return config.limit - val, val
-    return (config.train_size or _DEFAULT_TRAIN, config.val_size or _DEFAULT_VAL)
-
-
-def _bootstrap_calls(n_train: int, max_demos: int) -> int:
-    """Calls to bootstrap one demo set: up to ``max_demos`` successes, a couple of misses per success."""
-    return min(n_train, 2 * max_demos + 2)
+_SAMPLE = 8  # examples formatted per scenario for token counts
+_REASONING_TOKENS = 60  # a chain of thought's length, assumed
+_PROPOSE_PROMPT, _PROPOSE_COMPLETION = 1500, 150  # instruction proposals, summaries, reflections
+_MIPRO_PRESETS = {"light": (6, 100), "medium": (12, 300), "heavy": (18, 1000)}
+_TPE_STARTUP = 10
 
 
-def _compile_calls(config: SweepConfig, optimizer: str) -> int | None:
-    n_train, n_val = optimization_sizes(config)
-    options = config.optimizer_options.get(optimizer, {})
-    demos = config.max_bootstrapped_demos
-    if optimizer in (METHOD_ZS_PREDICT, METHOD_ZS_COT, "LabeledFewShot"):
-        return 0
-    if optimizer == "BootstrapFewShot":
-        return _bootstrap_calls(n_train, demos)
-    if optimizer == "BootstrapFewShotWithRandomSearch":
-        candidates = int(options.get("num_candidate_programs", 16))
-        # every candidate (3 fixed + N bootstrapped) scored on the validation set; N + 1 bootstraps
-        return (candidates + 3) * n_val + (candidates + 1) * _bootstrap_calls(n_train, demos)
-    if optimizer == "MIPROv2":
-        if "num_candidates" in options:
-            candidates, cap = int(options["num_candidates"]), n_val
+@dataclass(frozen=True)
+class _Fold:
+    train: int
+    val: int
+    eval: int
+
+
+@dataclass
+class _Scenario:
+    folds: list[_Fold]
+    baseline_calls_per_instance: int
+    # tokens of one program call: (prompt without demos, per demo, completion), by program kind
+    tokens: dict[str, tuple[float, float, float]]
+    baseline_prompt: float
+    baseline_completion: float
+
+
+@dataclass
+class CellEstimate:
+    label: str
+    kind: str
+    scenario: str
+    model: str
+    lm_calls: float | None
+    prompt_tokens: float | None
+    completion_tokens: float | None
+    cost: float | None
+    by_method: dict[str, float] = field(default_factory=dict)
+    note: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        def r(value: float | None, digits: int = 1) -> float | None:
+            return None if value is None else round(value, digits)
+
+        return {"cell": self.label, "kind": self.kind, "scenario": self.scenario, "model": self.model,
+                "lm_calls": r(self.lm_calls), "prompt_tokens": r(self.prompt_tokens, 0),
+                "completion_tokens": r(self.completion_tokens, 0), "cost": r(self.cost, 6),
+                "by_method": {k: round(v, 1) for k, v in self.by_method.items()}, "note": self.note}
+
+
+@dataclass
+class SweepEstimate:
+    cells: list[CellEstimate]
+    endpoints: dict[str, dict[str, Any]]
+    assumptions: list[str]
+
+    @property
+    def lm_calls(self) -> float | None:
+        values = [c.lm_calls for c in self.cells]
+        return None if any(v is None for v in values) else sum(v for v in values if v is not None)
+
+    @property
+    def cost(self) -> float | None:
+        values = [c.cost for c in self.cells]
+        return None if any(v is None for v in values) else sum(v for v in values if v is not None)
+
+    @property
+    def wall_s(self) -> float | None:
+        walls = [e["wall_s"] for e in self.endpoints.values()]
+        return None if any(w is None for w in walls) else max(walls, default=0.0)
+
+    def cell(self, label: str) -> CellEstimate | None:
+        return next((c for c in self.cells if c.label == label), None)
+
+    def as_json(self) -> dict[str, Any]:
+        calls, cost, wall = self.lm_calls, self.cost, self.wall_s
+        return {"estimated_lm_calls": None if calls is None else round(calls),
+                "estimated_cost": None if cost is None else round(cost, 4),
+                "estimated_wall_s": None if wall is None else round(wall, 1),
+                "endpoints": self.endpoints, "cells": [c.as_json() for c in self.cells],
+                "assumptions": self.assumptions}
+
+
+# ----------------------------------------------------------------------------------------------
+# Optimizer call counts
+# ----------------------------------------------------------------------------------------------
+def bootstrap_attempts(n_train: int, wanted: int, p: float) -> float:
+    """Expected examples a bootstrap tries: until ``wanted`` pass (each with probability ``p``) or none are left."""
+    if wanted <= 0 or n_train <= 0:
+        return 0.0
+    from scipy.stats import binom
+
+    # attempt t+1 happens iff fewer than `wanted` of the first t passed
+    return float(sum(binom.cdf(wanted - 1, t, p) for t in range(n_train)))
+
+
+@dataclass(frozen=True)
+class _Setting:
+    train: int
+    val: int
+    max_bootstrapped: int
+    max_labeled: int
+    seed: int
+    auto: str | None
+    options: dict[str, Any]
+    p: float
+
+
+# Each formula returns [(calls, demos in the prompt or -1 for a proposal-sized prompt)], compile only.
+_Formula = Callable[[_Setting], list[tuple[float, int]]]
+
+
+def _random_search(s: _Setting) -> list[tuple[float, int]]:
+    n = int(s.options.get("num_candidate_programs", 16))
+    demos = s.max_labeled + s.max_bootstrapped
+    attempts = bootstrap_attempts(s.train, s.max_bootstrapped, s.p)  # candidate -1: the unshuffled set
+    for i in range(n):
+        size = random.Random(i + s.seed).randint(1, max(1, s.max_bootstrapped))
+        attempts += bootstrap_attempts(s.train, size, s.p)
+    scored = n + 1 + (1 if s.max_labeled > 0 else 0)  # zero-shot (-3) is the "before" score, cached
+    return [(attempts, s.max_labeled), (scored * s.val, demos)]
+
+
+def _bootstrap(s: _Setting) -> list[tuple[float, int]]:
+    return [(bootstrap_attempts(s.train, s.max_bootstrapped, s.p), s.max_labeled), (s.val, s.max_labeled)]
+
+
+def _labeled(s: _Setting) -> list[tuple[float, int]]:
+    return [(s.val, s.max_labeled)]  # the "after" score (demos differ from the "before" prompt)
+
+
+def _mipro(s: _Setting) -> list[tuple[float, int]]:
+    zeroshot = s.max_bootstrapped == 0 and s.max_labeled == 0
+    if "num_candidates" in s.options or s.auto is None:
+        n = int(s.options.get("num_candidates", 6))
+        instruct, fewshot, val_cap = n, n, s.val
+    else:
+        n, val_cap = _MIPRO_PRESETS[s.auto]
+        instruct, fewshot = (n if zeroshot else n // 2), n
+    trials = int(s.options.get("num_trials") or max(2 * (1 if zeroshot else 2) * math.log2(n), 1.5 * n))
+    v = min(s.val, val_cap)
+    per_set = (1 + max(1, s.max_bootstrapped)) / 2
+    boots = bootstrap_attempts(s.train, s.max_bootstrapped, s.p)
+    boots += max(0, fewshot - 3) * bootstrap_attempts(s.train, round(per_set), s.p)
+    summary = 0.0
+    if s.options.get("data_aware_proposer", True):
+        summary = 2 + min(max(0, math.ceil(s.train / 10) - 1), 9)
+    per_proposal = 3 if s.options.get("program_aware_proposer", True) else 1
+    proposals = max(0, min(instruct, fewshot) - 1) * per_proposal
+    combos = max(1, instruct * fewshot)
+    new = (combos - 1) * (1 - (1 - 1 / combos) ** trials)  # distinct pairs besides the default; repeats cached
+    minibatch = s.options.get("minibatch", v > 50 if s.auto is not None else v > 35)
+    if minibatch:
+        batch = int(s.options.get("minibatch_size", min(35, v)))
+        evals = min(trials * batch, new * v) + (trials // 5 + 1) * v * 0.5
+    else:
+        evals = new * v
+    demos = s.max_labeled + s.max_bootstrapped
+    return [(boots, s.max_labeled), (summary + proposals, -1), (evals, demos)]
+
+
+def _gepa(s: _Setting) -> list[tuple[float, int]]:
+    if "max_metric_calls" in s.options:
+        budget = float(s.options["max_metric_calls"])
+    elif "max_full_evals" in s.options:
+        budget = float(s.options["max_full_evals"]) * (s.train + s.val)
+    else:
+        n = {"light": 6, "medium": 12, "heavy": 18}[s.auto or "light"]
+        trials = int(max(2 * 2 * math.log2(n), 1.5 * n))
+        budget = s.val + n * 5 + trials * 35 + ((trials + 1) // 5 + 1) * s.val
+    rollouts = max(0.0, budget - s.val)  # the seed program's validation score is the cached "before"
+    return [(rollouts, 0), (budget / 8, -1)]  # about one reflection per minibatch round
+
+
+def _simba(s: _Setting) -> list[tuple[float, int]]:
+    pool = s.train + s.val
+    bsize = int(s.options.get("bsize", min(32, pool)))
+    steps = int(s.options.get("max_steps", 4))
+    candidates = int(s.options.get("num_candidates", 4))
+    return [(steps * bsize * (candidates + 1), 1), (steps * candidates, -1), (s.val, 1)]
+
+
+def _zero(s: _Setting) -> list[tuple[float, int]]:
+    return []
+
+
+FORMULAS: dict[str, _Formula] = {
+    "BootstrapFewShotWithRandomSearch": _random_search, "BootstrapFewShot": _bootstrap,
+    "LabeledFewShot": _labeled, "MIPROv2": _mipro, "GEPA": _gepa, "SIMBA": _simba,
+    "ZeroShotPredict": _zero, "ZeroShotCoT": _zero,
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# The data: sizes and prompt lengths
+# ----------------------------------------------------------------------------------------------
+def _chars(messages: Any) -> int:
+    total = 0
+    for message in messages or []:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            total += len(content)
+        elif isinstance(content, list):
+            total += sum(len(str(p.get("text", ""))) for p in content if isinstance(p, dict))
+    return total
+
+
+def _program_tokens(examples: list[Any], kind: str, adapter: Any, max_tokens: int | None) -> tuple[float, float, float]:
+    """(prompt tokens without demos, tokens per demo, completion tokens) of one program call."""
+    import dspy
+
+    from helm_optimizer.agents.program import make_program
+
+    signature = make_program(kind).predictors()[0].signature
+    sample = examples[:_SAMPLE]
+    if not sample:
+        return 0.0, 0.0, 0.0
+    zero = [_chars(adapter.format(signature, [], {"inputs": ex["inputs"]})) for ex in sample]
+    demo = dspy.Example(inputs=sample[0]["inputs"], output=sample[0]["output"],
+                        reasoning="x" * (_REASONING_TOKENS * 4)) if kind == "cot" else sample[0]
+    with_one = _chars(adapter.format(signature, [demo], {"inputs": sample[0]["inputs"]}))
+    per_demo = max(0.0, (with_one - zero[0]) / 4)
+    answer = sum(len(str(ex["output"])) for ex in sample) / len(sample) / 4
+    completion = answer + 15 + (_REASONING_TOKENS if kind == "cot" else 0)  # field markers or JSON keys
+    if max_tokens is not None:
+        completion = min(completion, float(max_tokens))
+    return sum(zero) / len(zero) / 4, per_demo, completion
+
+
+def _datasets(config: SweepConfig, index: int) -> list[Any]:
+    """The optimization data of a scenario, one dataset per fold, as the cells will load it."""
+    from helm_optimizer.scenarios.dataset import load_dataset
+
+    spec = config.scenarios[index]
+
+    def load(fold: int | None) -> Any:
+        return load_dataset(spec.entry, data_dir=spec.data_dir or config.data_dir, seed=config.seed,
+                            limit=config.limit, val_size=config.val_size, train_size=config.train_size, fold=fold,
+                            eval_limit=config.eval_limit, plugins=tuple(config.plugins), metric=spec.metric,
+                            cache_dir=config.output_dir / "cache", on_overlap=spec.on_overlap or config.on_overlap)
+
+    first = load(None)
+    return [first] + [load(k) for k in range(1, first.num_folds)]
+
+
+def _scenario(datasets: list[Any], model: ModelSpec, eval_limit: int | None) -> _Scenario:
+    from helm_optimizer.lm import adapter_for
+    from helm_optimizer.scenarios.dataset import STRATEGY_SCENARIO
+
+    first = datasets[0]
+    # Without a subset (no eval_limit, no folds) HELM evaluates the scenario's valid split besides the test split.
+    extra = int(first.counts.get("valid_pool", 0)) if first.num_folds == 1 and eval_limit is None and \
+        first.strategy == STRATEGY_SCENARIO else 0
+    folds = [_Fold(len(d.train), len(d.val), len(d.eval_ids) + (extra if i == 0 else 0))
+             for i, d in enumerate(datasets)]
+    examples = list(first.train) + list(first.val)
+    lm = model.lm()
+    adapter = adapter_for(lm)
+    tokens = {kind: _program_tokens(examples, kind, adapter, lm.max_tokens) for kind in ("cot", "predict")}
+    adapter_spec = first.scorer.task.adapter_spec if first.scorer is not None else None
+    shots = int(getattr(adapter_spec, "max_train_instances", 0) or 0)
+    trials = int(getattr(adapter_spec, "num_train_trials", 1) or 1)
+    zero_prompt = tokens["predict"][0]
+    answer = sum(len(str(ex["output"])) for ex in examples[:_SAMPLE]) / max(1, min(_SAMPLE, len(examples))) / 4
+    return _Scenario(folds=folds, baseline_calls_per_instance=trials, tokens=tokens,
+                     baseline_prompt=zero_prompt * (1 + shots), baseline_completion=answer + 2)
+
+
+# ----------------------------------------------------------------------------------------------
+# The sweep
+# ----------------------------------------------------------------------------------------------
+def _latency(model: ModelSpec) -> float:
+    if model.limits.latency_s is not None:
+        return model.limits.latency_s
+    return 4.0 if model.model.startswith("local/") else 1.0
+
+
+def _priced(calls: float, prompt: float, completion: float, parts: list[tuple[float, int]],
+            tokens: tuple[float, float, float]) -> tuple[float, float, float]:
+    base, per_demo, answer = tokens
+    for n, demos in parts:
+        calls += n
+        if demos < 0:
+            prompt += n * _PROPOSE_PROMPT
+            completion += n * _PROPOSE_COMPLETION
         else:
-            candidates, cap = _MIPRO_AUTO[config.auto or "light"]
-        val = min(n_val, cap)
-        trials = int(options.get("num_trials") or max(4 * math.log2(max(candidates, 2)), 1.5 * candidates))
-        batch = min(int(options.get("minibatch_size", 35)), val)
-        full_evals = trials // 5 + 1 if batch < val else 0
-        proposals = candidates + 10  # instruction proposals, data and program summaries (prompt model)
-        return candidates * _bootstrap_calls(n_train, demos) + proposals + trials * batch + full_evals * val
-    return None
+            prompt += n * (base + demos * per_demo)
+            completion += n * answer
+    return calls, prompt, completion
 
 
-def estimate_calls(config: SweepConfig, kind: str, optimizer: str | None = None) -> int | None:
-    """Estimated LM calls of one optimization (``kind="optimize"``) or evaluation (``"evaluate"``) cell."""
-    if kind == "evaluate":
-        if config.eval_limit is None:
-            return None
-        methods = dict.fromkeys([*config.methods, *config.optimizers])
-        return config.eval_limit * len(methods)
-    if optimizer is None:
-        return None
-    compile_calls = _compile_calls(config, optimizer)
-    if compile_calls is None:
-        return None
-    _, n_val = optimization_sizes(config)
-    return 2 * n_val + compile_calls  # validation before and after, plus the optimizer's own
+def _program_kind(config: SweepConfig, method: str) -> str:
+    from helm_optimizer.naming import METHOD_ZS_PREDICT, ZERO_SHOT_METHODS
+    from helm_optimizer.optimizers import OPTIMIZERS
+
+    if method in ZERO_SHOT_METHODS:
+        return "predict" if method == METHOD_ZS_PREDICT else "cot"
+    return getattr(OPTIMIZERS.get(method), "program", None) or config.program
+
+
+def _optimize_cells(config: SweepConfig, data: _Scenario, s: int, m: int, prices: Any) -> list[CellEstimate]:
+    cells = []
+    scenario, model = config.scenarios[s].entry, config.models[m].model
+    before_counted: set[str] = set()  # the unoptimized program's score: the second cell reads it from the cache
+    for optimizer in config.optimizers:
+        label = Cell("optimize", s, m, optimizer).label(config)
+        formula = FORMULAS.get(optimizer)
+        if formula is None:
+            cells.append(CellEstimate(label, "optimize", scenario, model, None, None, None, None,
+                                      note=f"no call model for optimizer {optimizer}"))
+            continue
+        kind = _program_kind(config, optimizer)
+        totals = (0.0, 0.0, 0.0)
+        for fold in data.folds:
+            parts = [] if kind in before_counted else [(float(fold.val), 0)]
+            setting = _Setting(fold.train, fold.val, config.max_bootstrapped_demos, config.max_labeled_demos,
+                               config.seed, config.auto, dict(config.optimizer_options.get(optimizer, {})),
+                               config.estimate_accuracy)
+            totals = _priced(*totals, [*parts, *formula(setting)], data.tokens[kind])
+        before_counted.add(kind)
+        calls, prompt, completion = totals
+        cells.append(CellEstimate(label, "optimize", scenario, model, calls, prompt, completion,
+                                  prices.cost(round(prompt), round(completion))))
+    return cells
+
+
+def _evaluate_cell(config: SweepConfig, data: _Scenario, s: int, m: int, prices: Any) -> CellEstimate:
+    from helm_optimizer.naming import METHOD_BASELINE, ZERO_SHOT_METHODS
+
+    scenario, model = config.scenarios[s].entry, config.models[m].model
+    n_eval = float(sum(f.eval for f in data.folds))
+    by_method: dict[str, float] = {}
+    prompt = completion = 0.0
+    for method in dict.fromkeys([*config.methods, *config.optimizers]):
+        if method == METHOD_BASELINE:
+            n = n_eval * data.baseline_calls_per_instance
+            prompt += n * data.baseline_prompt
+            completion += n * data.baseline_completion
+        else:
+            demos = 0 if method in ZERO_SHOT_METHODS else config.max_labeled_demos + config.max_bootstrapped_demos
+            n, prompt, completion = _priced(0.0, prompt, completion, [(n_eval, demos)],
+                                            data.tokens[_program_kind(config, method)])
+        by_method[method] = n
+    return CellEstimate(Cell("evaluate", s, m).label(config), "evaluate", scenario, model, sum(by_method.values()),
+                        prompt, completion, prices.cost(round(prompt), round(completion)), by_method=by_method)
+
+
+def _endpoint(config: SweepConfig, model: ModelSpec, cells: list[CellEstimate]) -> dict[str, Any]:
+    mine = [c for c in cells if c.model == model.model]
+    calls = sum(c.lm_calls or 0.0 for c in mine)
+    tokens = sum((c.prompt_tokens or 0.0) + (c.completion_tokens or 0.0) for c in mine)
+    concurrency = model.limits.max_concurrency or config.num_threads
+    latency = _latency(model)
+    bounds = [calls * latency / concurrency]
+    if model.limits.requests_per_minute:
+        bounds.append(calls / model.limits.requests_per_minute * 60)
+    if model.limits.tokens_per_minute:
+        bounds.append(tokens / model.limits.tokens_per_minute * 60)
+    unknown = any(c.lm_calls is None for c in mine)
+    return {"lm_calls": round(calls), "tokens": round(tokens), "latency_s": latency, "max_concurrency": concurrency,
+            "wall_s": None if unknown else round(max(bounds), 1)}
+
+
+def estimate_sweep(config: SweepConfig) -> SweepEstimate:
+    """Every cell's LM calls, tokens and cost, and the sweep's wall time under the declared limits."""
+    from helm_optimizer.lm import prices_for
+
+    cells: list[CellEstimate] = []
+    loaded: dict[int, list[Any]] = {}
+    for m, model in enumerate(config.models):
+        prices = prices_for(model.lm())
+        for s, spec in enumerate(config.scenarios):
+            try:
+                if s not in loaded:
+                    loaded[s] = _datasets(config, s)
+                data = _scenario(loaded[s], model, config.eval_limit)
+            except Exception as exc:  # the sweep reports the real error in its cell; the estimate says unknown
+                first = str(exc).strip().splitlines()
+                note = f"data not loaded: {first[0][:200] if first else type(exc).__name__}"
+                cells += [CellEstimate(Cell("optimize", s, m, o).label(config), "optimize", spec.entry, model.model,
+                                       None, None, None, None, note=note) for o in config.optimizers]
+                cells.append(CellEstimate(Cell("evaluate", s, m).label(config), "evaluate", spec.entry, model.model,
+                                          None, None, None, None, note=note))
+                continue
+            cells += _optimize_cells(config, data, s, m, prices)
+            cells.append(_evaluate_cell(config, data, s, m, prices))
+    endpoints = {model.model: _endpoint(config, model, cells) for model in config.models}
+    assumptions = [
+        f"{config.estimate_accuracy:.0%} of answers right while bootstrapping (estimate_accuracy)",
+        "one LM call per program call: answers that fail to parse and retried attempts add calls",
+        "answers already in the LM caches (a re-run) are counted as new calls",
+        f"a chain of thought of ~{_REASONING_TOKENS} tokens; wall time = the slowest endpoint's calls x latency ÷ "
+        "concurrency (or its per-minute limits), with latency_s from each model's limits (default 1 s; embedded 4 s)",
+    ]
+    return SweepEstimate(cells=cells, endpoints=endpoints, assumptions=assumptions)

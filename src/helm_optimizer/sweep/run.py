@@ -5,49 +5,48 @@ skipped, an evaluation whose record is current is skipped, and LM answers are ca
 after an interruption finishes the same table without repeating finished work. One process holds
 the output directory at a time (a second one stops with a clear message).
 
-Cells run on an existing engine, never a home-made scheduler: ``local`` runs them in this process
-(each cell uses ``num_threads`` concurrent LM calls); ``ray`` runs each cell as a Ray task on a
-Ray cluster (``ray.init(address=...)``) and writes results to the same output directory, which
-must therefore be on a file system every Ray worker can reach.
+Executors: ``local`` (the default) runs every cell through one dependency-driven scheduler
+(:mod:`helm_optimizer.sweep.scheduler`): optimizations on threads of this process, HELM runs in
+worker processes, every LM call through its endpoint's limits (declared per model); ``ray`` runs the
+same units as Ray tasks with the limits in a Ray actor, writing to the same output directory (which
+must therefore be on a file system every Ray worker can reach); ``serial`` runs one cell after
+another in this process, each with ``num_threads`` concurrent LM calls and no shared limits.
+Before running, the sweep estimates itself (:mod:`helm_optimizer.sweep.estimate`); afterwards the
+report directory holds the estimate beside the actual calls.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from helm_optimizer._io import directory_lock, remove_stale_temporaries
+from helm_optimizer._io import directory_lock, remove_stale_temporaries, write_json_atomic
 from helm_optimizer.errors import HelmOptimizerError
 from helm_optimizer.records import EvaluationRecord, SweepState, write_record
 from helm_optimizer.replies import keep_verdicts
+from helm_optimizer.serving.limiter import install_hub
+from helm_optimizer.serving.shared import RayHub
+from helm_optimizer.sweep.cells import Cell, plan_cells
 from helm_optimizer.sweep.config import SweepConfig, validate_sweep
+from helm_optimizer.sweep.scheduler import (
+    EVALUATION_PRIORITY,
+    OPTIMIZATION_PRIORITY,
+    LocalBackend,
+    RayBackend,
+    run_units,
+)
+from helm_optimizer.sweep.units import build_units, endpoint_specs, seconds_per_call
 
 __all__ = ["Cell", "SweepResult", "plan_cells", "run_sweep"]
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One unit of work: optimize (scenario, model, optimizer) or evaluate (scenario, model)."""
-
-    kind: str  # "optimize" | "evaluate"
-    scenario: int
-    model: int
-    optimizer: str | None = None
-    optimizer_seed: int | None = None  # one of the sweep's ``seeds`` (None: a single-seed sweep)
-
-    def label(self, config: SweepConfig) -> str:
-        scenario = config.scenarios[self.scenario].entry
-        model = config.models[self.model].model
-        seed = f" · seed {self.optimizer_seed}" if self.optimizer_seed is not None else ""
-        return f"{self.kind} {scenario} · {model}" + (f" · {self.optimizer}" if self.optimizer else "") + seed
 
 
 @dataclass
@@ -57,14 +56,8 @@ class SweepResult:
     report_html: Path | None = None
     summarize_path: Path | None = None
     failed: list[str] = field(default_factory=list)
-
-
-def plan_cells(config: SweepConfig) -> tuple[list[Cell], list[Cell]]:
-    seeds: list[int | None] = list(config.seeds) if config.seeds else [None]
-    optimize = [Cell("optimize", s, m, o, seed) for s in range(len(config.scenarios))
-                for m in range(len(config.models)) for o in config.optimizers for seed in seeds]
-    evaluate = [Cell("evaluate", s, m) for s in range(len(config.scenarios)) for m in range(len(config.models))]
-    return optimize, evaluate
+    limits: dict[str, Any] | None = None  # the endpoints' limiter statistics (429s, back-off, waits)
+    estimate_md: Path | None = None  # report/estimate.md: the estimate beside the actual calls
 
 
 def _optimize_config(config: SweepConfig, cell: Cell) -> Any:
@@ -79,7 +72,7 @@ def _optimize_config(config: SweepConfig, cell: Cell) -> Any:
         max_labeled_demos=config.max_labeled_demos, num_threads=config.num_threads, val_size=config.val_size,
         train_size=config.train_size, limit=config.limit, seed=config.seed, auto=config.auto,
         data_dir=scenario.data_dir or config.data_dir, output_dir=config.output_dir, max_calls=config.max_calls,
-        max_cost=config.max_cost, metric=scenario.metric, on_overlap=scenario.on_overlap or config.on_overlap,
+        max_cost=config.max_cost_per_cell, metric=scenario.metric, on_overlap=scenario.on_overlap or config.on_overlap,
         optimizer_options=config.optimizer_options.get(cell.optimizer, {}), optimizer_seed=cell.optimizer_seed,
     )
 
@@ -88,8 +81,9 @@ def _methods(config: SweepConfig) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*config.methods, *config.optimizers]))
 
 
-def run_cell(config: SweepConfig, cell: Cell, progress: Progress | None = None) -> dict[str, Any]:
-    """Run one cell in this process; returns a JSON-able summary (also what a Ray task returns)."""
+def run_cell(config: SweepConfig, cell: Cell, progress: Progress | None = None, *,
+             methods: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Run one cell in this process (an evaluation cell: ``methods`` only, default all); a JSON-able summary."""
     started = time.perf_counter()
     emit = progress or (lambda _e: None)
     if cell.kind == "optimize":
@@ -110,7 +104,7 @@ def run_cell(config: SweepConfig, cell: Cell, progress: Progress | None = None) 
     scenario = config.scenarios[cell.scenario]
     model = config.models[cell.model]
     request = EvaluationRequest(
-        scenario=scenario.entry, lm=model.lm(), methods=_methods(config), output_dir=config.output_dir,
+        scenario=scenario.entry, lm=model.lm(), methods=methods or _methods(config), output_dir=config.output_dir,
         suite=config.suite, seed=config.seed, eval_limit=config.eval_limit,
         data_dir=str(scenario.data_dir or config.data_dir) if (scenario.data_dir or config.data_dir) else None,
         plugins=tuple(config.plugins), num_threads=config.num_threads, helm_deployment=model.helm_deployment,
@@ -152,10 +146,24 @@ def _method_means(records: list[EvaluationRecord]) -> dict[str, float]:
     return {method: total / weight for method, (total, weight) in totals.items() if weight}
 
 
-def _ray_cell(config_json: str, cell: dict[str, Any]) -> dict[str, Any]:
-    """Body of the Ray task: rebuild the config and run the cell in the worker process."""
-    config = SweepConfig.model_validate_json(config_json)
-    return run_cell(config, Cell(**cell))
+def _run_payload(config: SweepConfig, payload: dict[str, Any], progress: Progress | None = None) -> dict[str, Any]:
+    """One scheduler unit: an optimization cell, or one method's evaluation."""
+    cell = Cell(payload["kind"], payload["scenario"], payload["model"], payload.get("optimizer"),
+                payload.get("optimizer_seed"))
+    methods = (payload["method"],) if payload["kind"] == "evaluate" else None
+    return run_cell(config, cell, progress, methods=methods)
+
+
+def _unit_in_process(config_json: str, payload: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    """Body of a unit in a worker process (the limits were installed by the pool's initializer)."""
+    return _run_payload(SweepConfig.model_validate_json(config_json), payload, progress)
+
+
+def _unit_in_ray(config_json: str, payload: dict[str, Any], hub: Any, endpoints: list[str]) -> dict[str, Any]:
+    """Body of a unit as a Ray task: the sweep's limits live in the Ray actor ``hub``."""
+    priority = OPTIMIZATION_PRIORITY if payload["kind"] == "optimize" else EVALUATION_PRIORITY
+    install_hub(RayHub(hub), endpoints, priority=priority)
+    return _run_payload(SweepConfig.model_validate_json(config_json), payload)
 
 
 class _LocalExecutor:
@@ -174,53 +182,51 @@ class _LocalExecutor:
             on_done({"cell": label, **summary})
 
 
-class _RayExecutor:
-    def __init__(self, address: str | None, num_cpus: int | None) -> None:
-        self.address = address
-        self.num_cpus = num_cpus
-
-    def run(self, config: SweepConfig, cells: list[Cell], on_start: Progress, on_done: Progress) -> None:
-        try:
-            import ray
-        except ImportError as exc:
-            raise HelmOptimizerError(
-                "The ray executor needs Ray: pip install 'helm-optimizer[ray]' (or pip install ray)."
-            ) from exc
-        if not ray.is_initialized():
-            kwargs: dict[str, Any] = {"address": self.address} if self.address else {
-                "num_cpus": self.num_cpus, "include_dashboard": False}
-            ray.init(ignore_reinit_error=True, log_to_driver=False, **kwargs)
-        task = ray.remote(num_cpus=1, max_retries=0)(_ray_cell)
-        config_json = config.model_dump_json()
-        pending = {}
-        for cell in cells:
-            label = cell.label(config)
-            on_start({"cell": label, "stage": "queued on Ray"})
-            ref = task.remote(config_json, {"kind": cell.kind, "scenario": cell.scenario, "model": cell.model,
-                                            "optimizer": cell.optimizer, "optimizer_seed": cell.optimizer_seed})
-            pending[ref] = label
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
-            for ref in done:
-                label = pending.pop(ref)
-                try:
-                    summary: dict[str, Any] = ray.get(ref)
-                    on_done({"cell": label, **summary})
-                except Exception as exc:  # a failed Ray task
-                    cause = getattr(exc, "cause", exc)
-                    on_done({"cell": label, "status": "failed", "error": f"{type(cause).__name__}: {cause}"})
+def _serial(config: SweepConfig, optimize_cells: list[Cell], evaluate_cells: list[Cell], emit: Progress,
+            on_done: Progress, result: SweepResult) -> None:
+    """One cell after another: every optimization, then the evaluations whose optimizations all succeeded."""
+    runner = _LocalExecutor()
+    runner.run(config, optimize_cells, lambda e: emit({"running": e}), on_done)
+    by_label = {c.label(config): c for c in optimize_cells}
+    blocked = {(by_label[label].scenario, by_label[label].model) for label in result.failed if label in by_label}
+    for cell in evaluate_cells:
+        if (cell.scenario, cell.model) in blocked:
+            on_done({"cell": cell.label(config), "status": "failed",
+                     "error": "not evaluated: an optimization of this scenario and model failed"})
+    runnable = [c for c in evaluate_cells if (c.scenario, c.model) not in blocked]
+    runner.run(config, runnable, lambda e: emit({"running": e}), on_done)
 
 
-def _plan_embedded_servers(config: SweepConfig) -> None:
-    """Size each embedded model's one server for the stages' concurrency (optimization and HELM both
-    run ``num_threads`` requests at a time) before the first stage starts it."""
-    from helm_optimizer.serving.models import is_embedded_model
-    from helm_optimizer.serving.sharing import plan_slots
+def _estimate(config: SweepConfig) -> Any:
+    from helm_optimizer.sweep.estimate import estimate_sweep
 
-    for spec in config.models:
-        for lm in (spec, spec.prompt_model):
-            if lm is not None and is_embedded_model(lm.model):
-                plan_slots(lm.model, config.num_threads)
+    try:
+        return estimate_sweep(config)
+    except Exception as exc:  # the estimate orders work and is reported; the sweep runs without it
+        logger.warning("Could not estimate the sweep (%s: %s); running without an estimate.", type(exc).__name__, exc)
+        return None
+
+
+def _scheduled(config: SweepConfig, executor: str, address: str | None, num_workers: int | None, emit: Progress,
+               on_done: Progress, estimate: Any) -> dict[str, Any] | None:
+    """Run every unit through the scheduler on the local or Ray backend; the limiter's statistics."""
+    units = build_units(config, estimate)
+    endpoints = endpoint_specs(config)
+    config_json = config.model_dump_json()
+    backend: Any
+    if executor == "ray":
+        backend = RayBackend(run_task=_unit_in_ray, config_json=config_json, address=address, num_cpus=num_workers,
+                             endpoints=endpoints, max_cost=config.max_cost)
+    else:
+        workers = config.helm_workers or max(2, min(8, os.cpu_count() or 2))
+        cells = config.max_parallel_cells or min(16, 2 * len(config.models))
+        backend = LocalBackend(run_unit=_unit_in_process, config_json=config_json, max_parallel_cells=cells,
+                               helm_workers=workers, endpoints=endpoints, max_cost=config.max_cost)
+    with backend.running():
+        run_units(units, backend, on_start=lambda e: emit({"running": e}), on_done=on_done,
+                  seconds_per_call=seconds_per_call(config, estimate))
+        stats: dict[str, Any] | None = backend.hub.stats() if backend.hub is not None else None
+    return stats
 
 
 def run_sweep(config: SweepConfig, *, executor: str = "local", address: str | None = None,
@@ -236,15 +242,11 @@ def run_sweep(config: SweepConfig, *, executor: str = "local", address: str | No
             logger.info("Removed %d temporary file(s) left by an interrupted run in %s", stale, output_dir)
         write_record(output_dir / "sweep.json", SweepState(config=config.model_dump(mode="json")))
         _plan_embedded_servers(config)
-        if executor == "local":
-            runner: Any = _LocalExecutor()
-        elif executor == "ray":
-            runner = _RayExecutor(address, num_workers)
-        else:
-            raise HelmOptimizerError(f"Unknown executor '{executor}'; use local or ray.")
+        if executor not in ("local", "ray", "serial"):
+            raise HelmOptimizerError(f"Unknown executor '{executor}'; use local or ray (or serial: one cell at a "
+                                     "time).")
         optimize_cells, evaluate_cells = plan_cells(config)
-
-        by_label = {c.label(config): c for c in optimize_cells + evaluate_cells}
+        started = time.perf_counter()
 
         def on_done(event: dict[str, Any]) -> None:
             result.cells[event["cell"]] = event
@@ -253,14 +255,21 @@ def run_sweep(config: SweepConfig, *, executor: str = "local", address: str | No
                 logger.error("%s failed: %s", event["cell"], event.get("error"))
             emit({"done": event})
 
-        runner.run(config, optimize_cells, lambda e: emit({"running": e}), on_done)
-        blocked = {(by_label[label].scenario, by_label[label].model) for label in result.failed}
-        for cell in evaluate_cells:
-            if (cell.scenario, cell.model) in blocked:
-                on_done({"cell": cell.label(config), "status": "failed",
-                         "error": "not evaluated: an optimization of this scenario and model failed"})
-        runnable = [c for c in evaluate_cells if (c.scenario, c.model) not in blocked]
-        runner.run(config, runnable, lambda e: emit({"running": e}), on_done)
+        estimate = None
+        if executor == "serial":
+            if config.max_cost is not None:
+                logger.warning("max_cost (the whole sweep's) is enforced by the local and ray executors, not serial.")
+            _serial(config, optimize_cells, evaluate_cells, emit, on_done, result)
+        else:
+            emit({"running": {"cell": "estimate", "stage": "estimating the sweep"}})
+            estimate = _estimate(config)
+            if estimate is not None:
+                write_json_atomic(output_dir / "estimate.json", estimate.as_json())
+                if config.max_cost is not None and (estimate.cost or 0.0) > config.max_cost:
+                    logger.warning("The sweep is estimated at $%.2f, over max_cost $%g: it will stop before it ends.",
+                                   estimate.cost, config.max_cost)
+            result.limits = _scheduled(config, executor, address, num_workers, emit, on_done, estimate)
+        wall = time.perf_counter() - started
         from helm_optimizer.serving.sharing import stop_servers
 
         stop_servers()  # helm-summarize and the report need no model: free the embedded one's memory first
@@ -279,7 +288,23 @@ def run_sweep(config: SweepConfig, *, executor: str = "local", address: str | No
 
             result.report_html = _final_step(emit, "report", "building the report", has_records,
                                              lambda: build_report(output_dir, seed=config.seed).html)
+        if estimate is not None:
+            from helm_optimizer.sweep.estimate_report import write_comparison
+
+            result.estimate_md = write_comparison(config, estimate, result.limits, wall)
     return result
+
+
+def _plan_embedded_servers(config: SweepConfig) -> None:
+    """Size each embedded model's one server for the stages' concurrency (optimization and HELM both
+    run ``num_threads`` requests at a time) before the first stage starts it."""
+    from helm_optimizer.serving.models import is_embedded_model
+    from helm_optimizer.serving.sharing import plan_slots
+
+    for spec in config.models:
+        for lm in (spec, spec.prompt_model):
+            if lm is not None and is_embedded_model(lm.model):
+                plan_slots(lm.model, config.num_threads)
 
 
 def _final_step(emit: Progress, cell: str, stage: str, has_records: bool, step: Callable[[], Path]) -> Path | None:
