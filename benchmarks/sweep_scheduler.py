@@ -152,8 +152,8 @@ def run_one(label: str, executor: str, servers: list[tuple[str, FakeServerProces
         wall = time.perf_counter() - started
     stats = [s.stats() for _, s, _ in servers]
     per_endpoint = [st.get("completions", 0) * s.latency / cap for st, (_, s, cap) in zip(stats, servers, strict=True)]
-    run = {"label": label, "wall": wall, "ideal": max(per_endpoint),
-           "calls": sum(st.get("completions", 0) for st in stats),
+    calls = sum(st.get("completions", 0) for st in stats)
+    run = {"label": label, "wall": wall, "ideal": max(per_endpoint), "calls": calls,
            "over_cap": sum(st.get("over_cap", 0) for st in stats), "cpu": cpu.seconds, "failed": failed,
            "rows": rows_of(out) if failed == 0 else None, "note": note,
            "max_in_flight": [st.get("max_in_flight", 0) for st in stats]}

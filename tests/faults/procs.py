@@ -49,7 +49,8 @@ def start_cli(argv: list[str], log: Path, env: dict[str, str | None] | None = No
     """Run ``helm-optimizer ARGV`` in a child forked from the warm server; output goes to ``log``."""
     from tests.faults._warm import cli_child
 
-    process = _CTX.Process(target=cli_child, args=(argv, dict(env or {}), str(log), fault), daemon=True)
+    # Not daemonic: the sweep starts processes of its own (HELM workers, the limits hub), as it does for a user.
+    process = _CTX.Process(target=cli_child, args=(argv, dict(env or {}), str(log), fault), daemon=False)
     process.start()
     return Child(process, log)
 

@@ -147,3 +147,25 @@ def test_gates_exist_only_for_the_hubs_endpoints() -> None:
     with limiter.use_hub(hub, ["m"]):
         assert limiter.gate_for("m") is not None and limiter.gate_for("other") is None
     assert limiter.gate_for("m") is None
+
+
+def test_optimization_calls_get_free_slots_before_evaluation_calls() -> None:
+    hub = _hub(max_concurrency=1)
+    held = Gate(hub, "m").enter()
+    order: list[str] = []
+
+    def call(name: str, priority: int) -> None:
+        with Gate(hub, "m", priority).slot() as permit:
+            order.append(name)
+            permit.done(1, 1)
+
+    evaluation = threading.Thread(target=call, args=("evaluation", 1))
+    evaluation.start()
+    assert _wait_until(lambda: hub.stats()["endpoints"]["m"]["waiting"] == {"1": 1})
+    optimization = threading.Thread(target=call, args=("optimization", 0))
+    optimization.start()
+    assert _wait_until(lambda: hub.stats()["endpoints"]["m"]["waiting"] == {"0": 1, "1": 1})
+    held.done(1, 1)
+    for thread in (evaluation, optimization):
+        thread.join(10)
+    assert order == ["optimization", "evaluation"]  # the later, higher-priority caller went first

@@ -25,6 +25,7 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from helm_optimizer.sweep.cells import Cell
@@ -121,10 +122,12 @@ def bootstrap_attempts(n_train: int, wanted: int, p: float) -> float:
     """Expected examples a bootstrap tries: until ``wanted`` pass (each with probability ``p``) or none are left."""
     if wanted <= 0 or n_train <= 0:
         return 0.0
-    from scipy.stats import binom
 
-    # attempt t+1 happens iff fewer than `wanted` of the first t passed
-    return float(sum(binom.cdf(wanted - 1, t, p) for t in range(n_train)))
+    def fewer_than_wanted(t: int) -> float:  # P(at most wanted - 1 passes among t tries)
+        return sum(math.comb(t, j) * p**j * (1 - p) ** (t - j) for j in range(min(wanted, t + 1)))
+
+    # attempt t + 1 happens iff fewer than `wanted` of the first t attempts passed
+    return float(sum(fewer_than_wanted(t) for t in range(n_train)))
 
 
 @dataclass(frozen=True)
@@ -260,7 +263,7 @@ def _program_tokens(examples: list[Any], kind: str, adapter: Any, max_tokens: in
     return sum(zero) / len(zero) / 4, per_demo, completion
 
 
-def _datasets(config: SweepConfig, index: int) -> list[Any]:
+def _datasets(config: SweepConfig, index: int, cache_dir: Path | None) -> list[Any]:
     """The optimization data of a scenario, one dataset per fold, as the cells will load it."""
     from helm_optimizer.scenarios.dataset import load_dataset
 
@@ -270,7 +273,7 @@ def _datasets(config: SweepConfig, index: int) -> list[Any]:
         return load_dataset(spec.entry, data_dir=spec.data_dir or config.data_dir, seed=config.seed,
                             limit=config.limit, val_size=config.val_size, train_size=config.train_size, fold=fold,
                             eval_limit=config.eval_limit, plugins=tuple(config.plugins), metric=spec.metric,
-                            cache_dir=config.output_dir / "cache", on_overlap=spec.on_overlap or config.on_overlap)
+                            cache_dir=cache_dir, on_overlap=spec.on_overlap or config.on_overlap)
 
     first = load(None)
     return [first] + [load(k) for k in range(1, first.num_folds)]
@@ -394,8 +397,12 @@ def _endpoint(config: SweepConfig, model: ModelSpec, cells: list[CellEstimate]) 
             "wall_s": None if unknown else round(max(bounds), 1)}
 
 
-def estimate_sweep(config: SweepConfig) -> SweepEstimate:
-    """Every cell's LM calls, tokens and cost, and the sweep's wall time under the declared limits."""
+def estimate_sweep(config: SweepConfig, *, write_cache: bool = True) -> SweepEstimate:
+    """Every cell's LM calls, tokens and cost, and the sweep's wall time under the declared limits.
+
+    ``write_cache=False`` (a dry run) keeps the built datasets out of the sweep's output directory
+    (they go to the user's cache instead).
+    """
     from helm_optimizer.lm import prices_for
 
     cells: list[CellEstimate] = []
@@ -405,7 +412,7 @@ def estimate_sweep(config: SweepConfig) -> SweepEstimate:
         for s, spec in enumerate(config.scenarios):
             try:
                 if s not in loaded:
-                    loaded[s] = _datasets(config, s)
+                    loaded[s] = _datasets(config, s, config.output_dir / "cache" if write_cache else None)
                 data = _scenario(loaded[s], model, config.eval_limit)
             except Exception as exc:  # the sweep reports the real error in its cell; the estimate says unknown
                 first = str(exc).strip().splitlines()

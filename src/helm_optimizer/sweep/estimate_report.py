@@ -44,9 +44,10 @@ def actual_usage(config: SweepConfig) -> dict[str, dict[str, Any]]:
         else:
             found = [r for r in records if r.get("run_entry") == entry and r.get("model") == model]
         costs: list[Any] = [u.get("cost") for u in found]
+        known = [float(c) for c in costs if c is not None]
         out[cell.label(config)] = {
             "lm_calls": sum(int(u.get("lm_calls") or 0) for u in found) if found else None,
-            "cost": None if not found or any(c is None for c in costs) else round(sum(costs), 6),
+            "cost": None if not found or len(known) < len(costs) else round(sum(known), 6),
         }
     return out
 
@@ -70,7 +71,8 @@ def write_comparison(config: SweepConfig, estimate: SweepEstimate, limits: dict[
                      "actual_lm_calls": calls, "error": None if error is None else round(error, 3),
                      "estimated_cost": None if cell.cost is None else round(cell.cost, 6),
                      "actual_cost": got.get("cost")})
-    est_total, act_total = estimate.lm_calls, sum(r["actual_lm_calls"] or 0 for r in rows)
+    est_total = estimate.lm_calls
+    act_total = sum(int(r["actual_lm_calls"] or 0) for r in rows)
     total_error = abs(est_total - act_total) / act_total if est_total is not None and act_total else None
     data = {**estimate.as_json(), "actual_lm_calls": act_total,
             "estimate_error": None if total_error is None else round(total_error, 3),

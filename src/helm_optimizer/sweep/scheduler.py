@@ -249,7 +249,8 @@ class RayBackend:
             kwargs: dict[str, Any] = {"address": self._address} if self._address else {
                 "num_cpus": self._num_cpus, "include_dashboard": False}
             ray.init(ignore_reinit_error=True, log_to_driver=False, **kwargs)
-        self._capacity = max(1, int(ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]
+        resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
+        self._capacity = max(1, int(resources.get("CPU", 1)))
         self.hub = ray_hub(self._endpoints, self._max_cost)
         self._task = ray.remote(num_cpus=1, max_retries=0)(self._run_task)
         names = [e["name"] for e in self._endpoints]
