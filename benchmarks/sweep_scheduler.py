@@ -67,6 +67,13 @@ def rows_of(output_dir: Path) -> list[dict[str, Any]] | None:
     return sorted(({k: r.get(k) for k in keep} for r in rows), key=lambda r: (r["scenario"], r["model"], r["method"]))
 
 
+def agents_of(output_dir: Path) -> dict[str, bytes]:
+    """Every agent file (not its metadata) by relative path."""
+    root = output_dir / "agents"
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*.json"))
+            if not p.name.endswith(".meta.json")} if root.is_dir() else {}
+
+
 class CpuMeter:
     """CPU seconds of this process and every descendant except ``exclude`` (sampled from /proc)."""
 
@@ -155,7 +162,7 @@ def run_one(label: str, executor: str, servers: list[tuple[str, FakeServerProces
     calls = sum(st.get("completions", 0) for st in stats)
     run = {"label": label, "wall": wall, "ideal": max(per_endpoint), "calls": calls,
            "over_cap": sum(st.get("over_cap", 0) for st in stats), "cpu": cpu.seconds, "failed": failed,
-           "rows": rows_of(out) if failed == 0 else None, "note": note,
+           "rows": rows_of(out) if failed == 0 else None, "agents": agents_of(out), "note": note,
            "max_in_flight": [st.get("max_in_flight", 0) for st in stats]}
     print(f"  {label:<16} {wall:7.1f} s  ideal {run['ideal']:6.1f} s  {run['calls']:5d} calls  "
           f"{run['over_cap']:4d} over a cap  CPU {cpu.seconds:6.1f} s  failed {failed} {note}", flush=True)
@@ -221,17 +228,20 @@ def main(argv: list[str] | None = None) -> int:
         plans = {"serial": ("serial (today)", "serial"), "local": ("scheduler", "local"),
                  "ray": (f"ray, {args.ray_workers} workers", "ray")}
         runs = [run_one(*plans[name], servers, work, args) for name in args.executors.split(",") if name in plans]
-    reference = next((r["rows"] for r in runs if r["label"].startswith("serial")), None)
+    reference = next((r for r in runs if r["label"].startswith("serial")), None)
     rows = []
     for run in runs:
-        same = "-" if run["rows"] is None or reference is None else ("yes" if run["rows"] == reference else "NO")
+        if run["rows"] is None or reference is None or reference["rows"] is None:
+            same = "-"
+        else:
+            same = "yes" if (run["rows"], run["agents"]) == (reference["rows"], reference["agents"]) else "NO"
         rows.append([run["label"], run["wall"], run["ideal"], run["wall"] / run["ideal"], run["calls"], run["over_cap"],
                      run["over_cap"], run["cpu"] / run["wall"], run["failed"], same, run["note"][:60]])
     print()
     title = (f"2 scenarios x 2 optimizers x 3 models; endpoints {args.latencies} s with caps {args.caps}; "
              f"{args.val} validation examples, {args.test} test instances per scenario")
     print(table(["executor", "wall s", "ideal s", "wall/ideal", "LM calls", "429s", "requests above a cap",
-                 "client CPU (cores)", "failed cells", "table equal to serial", "note"], rows, title=title))
+                 "client CPU (cores)", "failed cells", "agents and table equal to serial", "note"], rows, title=title))
     print()
     scheduler = next((r for r in runs if r["label"] == "scheduler"), None)
     if scheduler is not None:

@@ -180,9 +180,12 @@ def record_path(output_dir: str | Path, scenario: str, model: str, method: str, 
             / f"{method}{_fold_suffix(fold, seed)}.json")
 
 
-def cell_lock_path(output_dir: str | Path, kind: str, scenario: str, model: str, name: str) -> Path:
-    """``<output>/.locks/<kind>/<scenario key>/<model path>/<name>.lock``: held while one run works on that cell."""
-    return Path(output_dir) / ".locks" / kind / scenario / model_path(model) / f"{_encode_segment(name)}.lock"
+def cell_lock_path(output_dir: str | Path, kind: str, scenario: str, model: str, name: str, *,
+                   seed: int | None = None) -> Path:
+    """``<output>/.locks/<kind>/<scenario key>/<model path>/<name>[.seed<s>].lock``: held while one run works on
+    that cell (one optimizer seed of it)."""
+    return (Path(output_dir) / ".locks" / kind / scenario / model_path(model)
+            / f"{_encode_segment(name)}{_fold_suffix(None, seed)}.lock")
 
 
 def agent_deployment_name(model_name: str, method: str, scenario: str, fold: int | None = None,

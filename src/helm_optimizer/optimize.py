@@ -174,7 +174,9 @@ def optimize(config: OptimizeConfig, *, plugins: tuple[str, ...] = (), progress:
     # One run per cell at a time: a second optimize (or a sweep's cell) of the same agent fails at once
     # instead of paying for the same calls; run again afterwards and it finds the agent up to date.
     target = agent_path(config.output_dir / "agents", first.key, config.lm.model, config.optimizer)
-    lock = cell_lock_path(config.output_dir, "optimize", first.key, config.lm.model, config.optimizer)
+    # (one lock per optimizer seed: a seeds sweep optimizes the seeds of one cell side by side)
+    lock = cell_lock_path(config.output_dir, "optimize", first.key, config.lm.model, config.optimizer,
+                          seed=config.optimizer_seed)
     with file_lock(lock, what="optimize", target=target):
         for fold in folds:
             dataset = first if fold == first.fold else dataset_for(fold)

@@ -134,8 +134,10 @@ def test_disk_full_while_saving_a_new_agent_loses_nothing(reference: Reference, 
     config = tiny_sweep(_api_base(reference), out)
     config["optimizers"] = [*config["optimizers"], "BootstrapFewShot"]
     path = write_yaml(tmp_path / "sweep.yaml", config)
-    code, output = run_cli(["sweep", str(path)], tmp_path / "child.log", child_env(tmp_path / "cache"),
-                           fault=("full", [str(out / "agents")]))
+    # The fault is injected into the writes of the command's own process: the serial executor saves the
+    # agents there (the scheduler's worker processes would not see it).
+    code, output = run_cli(["sweep", str(path), "--executor", "serial"], tmp_path / "child.log",
+                           child_env(tmp_path / "cache"), fault=("full", [str(out / "agents")]))
     line = _one_error(code, output, "cells failed", "BootstrapFewShot", "No space left on the device")
     assert "run the same command again" in line
     after = snapshot(out)

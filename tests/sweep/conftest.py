@@ -11,6 +11,7 @@ import yaml
 from tests.conftest import FIXTURE_DATA, REPO
 
 DEMO_DATA = REPO / "src" / "helm_optimizer" / "data" / "demo"
+CAP = 4  # requests the sweep server answers at once; beyond it, 429 with Retry-After
 
 
 def sweep_dict(api_base: str, output_dir: Path, **overrides: Any) -> dict[str, Any]:
@@ -21,8 +22,9 @@ def sweep_dict(api_base: str, output_dir: Path, **overrides: Any) -> dict[str, A
         "scenarios": [{"entry": "head_qa", "data_dir": str(DEMO_DATA)},
                       {"entry": "medbullets", "data_dir": str(FIXTURE_DATA)}],
         "optimizers": ["LabeledFewShot", "BootstrapFewShotWithRandomSearch"],
-        "models": [{"model": "openai/fake-a", "api_base": api_base},
-                   {"model": "openai/fake-b", "api_base": api_base}],
+        # Both models at one provider that takes CAP requests at once: each model's share is declared.
+        "models": [{"model": "openai/fake-a", "api_base": api_base, "limits": {"max_concurrency": CAP // 2}},
+                   {"model": "openai/fake-b", "api_base": api_base, "limits": {"max_concurrency": CAP // 2}}],
         "methods": ["baseline", "ZeroShotCoT"],
         "max_bootstrapped_demos": 1,
         "max_labeled_demos": 2,
@@ -45,5 +47,5 @@ def write_config(path: Path, data: dict[str, Any]) -> Path:
 def sweep_server() -> Any:
     from helm_optimizer.serving.fake import FakeOpenAIServer
 
-    with FakeOpenAIServer(accuracy=0.5, demo_accuracy=0.8, seed=1) as server:
+    with FakeOpenAIServer(accuracy=0.5, demo_accuracy=0.8, seed=1, max_concurrency=CAP, cap_retry_after=0.2) as server:
         yield server

@@ -56,11 +56,11 @@ def test_baseline_runs_while_the_optimizer_does_and_the_agent_after_it() -> None
         assert optimizer_running.wait(10)
         order.append("baseline while optimizing")
         release.set()
-        return {"status": "done", "lm_calls": 2, "records": 1}
+        return {"status": "done", "lm_calls": 2, "records": 1, "means": {"baseline": 0.25}, "metric": "exact_match"}
 
     def agent() -> dict[str, Any]:
         order.append("agent evaluated")
-        return {"status": "done", "lm_calls": 3, "records": 1}
+        return {"status": "done", "lm_calls": 3, "records": 1, "means": {"O": 0.5}, "metric": "exact_match"}
 
     backend = ThreadBackend({"opt": optimize, "eval-base": baseline, "eval-O": agent})
     done: list[dict[str, Any]] = []
@@ -68,8 +68,10 @@ def test_baseline_runs_while_the_optimizer_does_and_the_agent_after_it() -> None
     assert order == ["baseline while optimizing", "opt done", "agent evaluated"]
     by_cell = {d["cell"]: d for d in done}
     assert by_cell["optimize s·m·O"]["lm_calls"] == 5
+    # the cell's summary: both methods' calls and scores, as one evaluation of both methods reports them
     assert by_cell["evaluate s·m"] == {"cell": "evaluate s·m", "status": "done", "lm_calls": 5, "retries": 0,
-                                       "records": 2, "wall_time_s": by_cell["evaluate s·m"]["wall_time_s"]}
+                                       "records": 2, "wall_time_s": by_cell["evaluate s·m"]["wall_time_s"],
+                                       "means": {"baseline": 0.25, "O": 0.5}, "metric": "exact_match"}
 
 
 def test_a_failed_optimization_fails_only_its_agents_evaluation() -> None:

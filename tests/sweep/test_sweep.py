@@ -15,7 +15,7 @@ import pytest
 
 from helm_optimizer.sweep.config import SweepConfig
 from helm_optimizer.sweep.run import run_sweep
-from tests.sweep.conftest import sweep_dict, write_config
+from tests.sweep.conftest import CAP, sweep_dict, write_config
 
 
 def _rows(output_dir: Path) -> list[dict[str, Any]]:
@@ -24,14 +24,25 @@ def _rows(output_dir: Path) -> list[dict[str, Any]]:
     return sorted(({k: r.get(k) for k in keep} for r in rows), key=lambda r: (r["scenario"], r["model"], r["method"]))
 
 
+def _agents(output_dir: Path) -> dict[str, bytes]:
+    root = output_dir / "agents"
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*.json"))
+            if not p.name.endswith(".meta.json")}
+
+
 @pytest.fixture(scope="module")
 def clean_sweep(sweep_server: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    """The sweep with the default executor (the scheduler) against the capped provider."""
     out = tmp_path_factory.mktemp("clean")
-    before = sweep_server.stats().get("completions", 0)
+    before = sweep_server.stats()
     config = SweepConfig.model_validate(sweep_dict(sweep_server.api_base, out / "run", summarize=True))
     result = run_sweep(config)
     assert result.failed == []
-    return out / "run", sweep_server.stats().get("completions", 0) - before
+    after = sweep_server.stats()
+    # The limits held: no request arrived above the provider's cap (each model got its declared share).
+    assert after.get("over_cap", 0) == before.get("over_cap", 0), after
+    assert after["max_in_flight"] <= CAP
+    return out / "run", after.get("completions", 0) - before.get("completions", 0)
 
 
 def test_sweep_produces_agents_runs_table_and_plots(clean_sweep: tuple[Path, int]) -> None:
@@ -89,8 +100,11 @@ def test_interrupted_sweep_resumes_to_the_same_table(clean_sweep: tuple[Path, in
     process = subprocess.Popen([sys.executable, "-m", "helm_optimizer.cli.main", "sweep", str(config_path)],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
+    # Cells run side by side: wait until one whole cell is done (head_qa has one agent per cell; a
+    # medbullets cell has one per fold) and another agent is written.
     while time.monotonic() < deadline and process.poll() is None:
-        if len(list((out / "agents").rglob("*.meta.json"))) >= 2:
+        metas = list((out / "agents").rglob("*.meta.json"))
+        if len(metas) >= 2 and any(m.relative_to(out / "agents").parts[0] == "head_qa" for m in metas):
             break
         time.sleep(0.2)
     process.send_signal(signal.SIGKILL)
@@ -116,9 +130,70 @@ def test_ray_executor_gives_the_same_table(clean_sweep: tuple[Path, int], sweep_
 
     clean_out, _ = clean_sweep
     config = SweepConfig.model_validate(sweep_dict(sweep_server.api_base, tmp_path / "ray"))
+    over_cap = sweep_server.stats().get("over_cap", 0)
     try:
         result = run_sweep(config, executor="ray", num_workers=2)
     finally:
         ray.shutdown()
     assert result.failed == []
     assert _rows(tmp_path / "ray") == _rows(clean_out)
+    assert _agents(tmp_path / "ray") == _agents(clean_out)
+    # Two workers, one limiter (a Ray actor): still nothing above the provider's cap.
+    assert sweep_server.stats().get("over_cap", 0) == over_cap
+    assert result.limits is not None and set(result.limits["endpoints"]) == {"openai/fake-a", "openai/fake-b"}
+
+
+def test_the_serial_executor_computes_the_same_agents_and_table(clean_sweep: tuple[Path, int], sweep_server: Any,
+                                                                tmp_path: Path) -> None:
+    """The scheduler changes when work runs, never what it computes."""
+    clean_out, _ = clean_sweep
+    out = tmp_path / "serial"
+    result = run_sweep(SweepConfig.model_validate(sweep_dict(sweep_server.api_base, out)), executor="serial")
+    assert result.failed == []
+    assert _agents(out) == _agents(clean_out) and len(_agents(out)) == 12
+    assert _rows(out) == _rows(clean_out)
+
+
+def test_estimate_beside_the_actual_calls(clean_sweep: tuple[Path, int], sweep_server: Any, tmp_path: Path) -> None:
+    """--dry-run --json before any call (writing nothing), validate --estimate, and the estimate vs actual file."""
+    clean_out, clean_calls = clean_sweep
+    out = tmp_path / "fresh"
+    config_path = write_config(tmp_path / "sweep.yaml", sweep_dict(sweep_server.api_base, out))
+    env = {**os.environ, "PYTHONPATH": "", "COLUMNS": "200"}
+    before = sweep_server.stats().get("completions", 0)
+    command = [sys.executable, "-m", "helm_optimizer.cli.main"]
+    dry = subprocess.run([*command, "sweep", str(config_path), "--dry-run", "--json"], capture_output=True, text=True,
+                         env=env, timeout=300, check=False)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    estimate = json.loads(dry.stdout)
+    assert sweep_server.stats().get("completions", 0) == before and not out.exists()
+    assert isinstance(estimate["estimated_lm_calls"], int) and estimate["estimated_wall_s"] > 0
+    assert estimate["estimated_cost"] == 0.0  # a server on this machine costs nothing
+    assert len(estimate["cells"]) == 2 * 2 * 2 + 2 * 2 and set(estimate["endpoints"]) == {"openai/fake-a",
+                                                                                           "openai/fake-b"}
+    # The estimate against what the clean sweep really called (its cache started empty).
+    assert abs(estimate["estimated_lm_calls"] - clean_calls) / clean_calls <= 0.15, (estimate["estimated_lm_calls"],
+                                                                                     clean_calls)
+    checked = subprocess.run([*command, "validate", str(config_path), "--estimate"], capture_output=True, text=True,
+                             env=env, timeout=300, check=False)
+    assert checked.returncode == 0 and "LM calls" in checked.stdout and "Total:" in checked.stdout, checked.stdout
+    compared = json.loads((clean_out / "report" / "estimate.json").read_text(encoding="utf-8"))
+    assert compared["actual_lm_calls"] > 0 and compared["estimate_error"] is not None
+    assert {r["cell"] for r in compared["rows"]} == {c["cell"] for c in estimate["cells"]}
+    assert all(r["actual_lm_calls"] is not None for r in compared["rows"]), compared["rows"]
+    assert "| estimated calls | actual calls |" in (clean_out / "report" / "estimate.md").read_text(encoding="utf-8")
+
+
+def test_the_sweeps_max_cost_stops_it_cleanly_before_it_is_exceeded(sweep_server: Any, tmp_path: Path) -> None:
+    # ~$0.01 a call (a call reserves its prompt and 1024 completion tokens against the cap until it is answered)
+    priced = {"cost_per_million_input_tokens": 20.0, "cost_per_million_output_tokens": 20.0}
+    data = sweep_dict(sweep_server.api_base, tmp_path / "run", max_cost=0.5, report=False)
+    data["models"] = [{**m, **priced} for m in data["models"]]
+    result = run_sweep(SweepConfig.model_validate(data))
+    assert result.limits is not None
+    assert 0 < result.limits["spent"] <= 0.5, result.limits
+    stopped = [c for c in result.cells.values() if c.get("status") == "failed"]
+    assert stopped and any("max_cost" in str(c.get("error")) for c in stopped), stopped
+    assert all("max_cost" in str(c.get("error")) or "not evaluated" in str(c.get("error")) for c in stopped), stopped
+    for meta in (tmp_path / "run" / "agents").rglob("*.meta.json"):  # what finished is whole
+        json.loads(meta.read_text(encoding="utf-8"))

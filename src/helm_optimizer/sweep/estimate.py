@@ -338,8 +338,9 @@ def _optimize_cells(config: SweepConfig, data: _Scenario, s: int, m: int, prices
     cells = []
     scenario, model = config.scenarios[s].entry, config.models[m].model
     before_counted: set[str] = set()  # the unoptimized program's score: the second cell reads it from the cache
-    for optimizer in config.optimizers:
-        label = Cell("optimize", s, m, optimizer).label(config)
+    seeds: list[int | None] = list(config.seeds) if config.seeds else [None]
+    for optimizer, optimizer_seed in ((o, seed) for o in config.optimizers for seed in seeds):
+        label = Cell("optimize", s, m, optimizer, optimizer_seed).label(config)
         formula = FORMULAS.get(optimizer)
         if formula is None:
             cells.append(CellEstimate(label, "optimize", scenario, model, None, None, None, None,
@@ -350,8 +351,8 @@ def _optimize_cells(config: SweepConfig, data: _Scenario, s: int, m: int, prices
         for fold in data.folds:
             parts = [] if kind in before_counted else [(float(fold.val), 0)]
             setting = _Setting(fold.train, fold.val, config.max_bootstrapped_demos, config.max_labeled_demos,
-                               config.seed, config.auto, dict(config.optimizer_options.get(optimizer, {})),
-                               config.estimate_accuracy)
+                               config.seed if optimizer_seed is None else optimizer_seed, config.auto,
+                               dict(config.optimizer_options.get(optimizer, {})), config.estimate_accuracy)
             totals = _priced(*totals, [*parts, *formula(setting)], data.tokens[kind])
         before_counted.add(kind)
         calls, prompt, completion = totals
@@ -365,6 +366,7 @@ def _evaluate_cell(config: SweepConfig, data: _Scenario, s: int, m: int, prices:
 
     scenario, model = config.scenarios[s].entry, config.models[m].model
     n_eval = float(sum(f.eval for f in data.folds))
+    per_seed = len(config.seeds) if config.seeds else 1  # an optimizer's method: one agent per optimizer seed
     by_method: dict[str, float] = {}
     prompt = completion = 0.0
     for method in dict.fromkeys([*config.methods, *config.optimizers]):
@@ -374,7 +376,8 @@ def _evaluate_cell(config: SweepConfig, data: _Scenario, s: int, m: int, prices:
             completion += n * data.baseline_completion
         else:
             demos = 0 if method in ZERO_SHOT_METHODS else config.max_labeled_demos + config.max_bootstrapped_demos
-            n, prompt, completion = _priced(0.0, prompt, completion, [(n_eval, demos)],
+            runs = per_seed if method in config.optimizers else 1
+            n, prompt, completion = _priced(0.0, prompt, completion, [(n_eval * runs, demos)],
                                             data.tokens[_program_kind(config, method)])
         by_method[method] = n
     return CellEstimate(Cell("evaluate", s, m).label(config), "evaluate", scenario, model, sum(by_method.values()),
@@ -417,8 +420,10 @@ def estimate_sweep(config: SweepConfig, *, write_cache: bool = True) -> SweepEst
             except Exception as exc:  # the sweep reports the real error in its cell; the estimate says unknown
                 first = str(exc).strip().splitlines()
                 note = f"data not loaded: {first[0][:200] if first else type(exc).__name__}"
-                cells += [CellEstimate(Cell("optimize", s, m, o).label(config), "optimize", spec.entry, model.model,
-                                       None, None, None, None, note=note) for o in config.optimizers]
+                seeds: list[int | None] = list(config.seeds) if config.seeds else [None]
+                cells += [CellEstimate(Cell("optimize", s, m, o, seed).label(config), "optimize", spec.entry,
+                                       model.model, None, None, None, None, note=note)
+                          for o in config.optimizers for seed in seeds]
                 cells.append(CellEstimate(Cell("evaluate", s, m).label(config), "evaluate", spec.entry, model.model,
                                           None, None, None, None, note=note))
                 continue

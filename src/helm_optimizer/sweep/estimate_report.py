@@ -40,7 +40,7 @@ def actual_usage(config: SweepConfig) -> dict[str, dict[str, Any]]:
         entry, model = config.scenarios[cell.scenario].entry, config.models[cell.model].model
         if cell.kind == "optimize":
             found = [m.get("usage") or {} for m in metas if m.get("run_entry") == entry and m.get("model") == model
-                     and m.get("optimizer") == cell.optimizer]
+                     and m.get("optimizer") == cell.optimizer and m.get("optimizer_seed") == cell.optimizer_seed]
         else:
             found = [r for r in records if r.get("run_entry") == entry and r.get("model") == model]
         costs: list[Any] = [u.get("cost") for u in found]

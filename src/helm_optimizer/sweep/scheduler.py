@@ -85,8 +85,17 @@ class Backend(Protocol):
 _events: Any = None  # in a worker: the queue its units' progress events go to
 
 
+@dataclass(frozen=True)
+class LogTarget:
+    """Where and how the sweep logs, for its worker processes to log the same way into the same file."""
+
+    path: str | None
+    level: int  # the file handler's level
+    loggers: dict[str, int]  # levels set on named loggers (the noisy libraries quieted)
+
+
 def worker_init(hub: Hub, endpoints: list[str], life: Connection, events: Any, environ: dict[str, str],
-                log_file: str | None, log_level: int) -> None:
+                log: LogTarget) -> None:
     """Initializer of a worker process: die with the sweep, share its limits, report progress, log to its log.
 
     ``environ`` is the sweep's environment when the pool started (a forked worker would otherwise see
@@ -98,15 +107,17 @@ def worker_init(hub: Hub, endpoints: list[str], life: Connection, events: Any, e
     os.environ.update(environ)
     install_hub(hub, endpoints)
     _events = events
-    if log_file:
-        handler = logging.FileHandler(log_file, encoding="utf-8")
-        handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s %(name)s [worker {os.getpid()}] "
-                                               "%(message)s"))
+    if log.path:
+        handler = logging.FileHandler(log.path, encoding="utf-8")
+        handler.setLevel(log.level)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [worker %(process)d] %(name)s: %(message)s"))
         root = logging.getLogger()
         root.addHandler(handler)
-        root.setLevel(log_level)
+        root.setLevel(min(log.level, logging.INFO))
+        for name, level in log.loggers.items():
+            logging.getLogger(name).setLevel(level)
         # HELM's and DSPy's own prints and progress bars go to the log, not over the sweep's progress display.
-        fd = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        fd = os.open(log.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         os.dup2(fd, 1)
         os.dup2(fd, 2)
         os.close(fd)
@@ -123,10 +134,14 @@ def in_worker(run: UnitRunner, config_json: str, payload: dict[str, Any], label:
     return run(config_json, payload, progress)
 
 
-def _log_target() -> tuple[str | None, int]:
+def _log_target() -> LogTarget:
     root = logging.getLogger()
-    path = next((h.baseFilename for h in root.handlers if isinstance(h, logging.FileHandler)), None)
-    return path, root.level
+    handler = next((h for h in root.handlers if isinstance(h, logging.FileHandler)), None)
+    loggers = {name: logger.level for name, logger in logging.root.manager.loggerDict.items()
+               if isinstance(logger, logging.Logger) and logger.level != logging.NOTSET}
+    if handler is None:
+        return LogTarget(None, logging.INFO, loggers)
+    return LogTarget(handler.baseFilename, handler.level or logging.INFO, loggers)
 
 
 def _process_context() -> BaseContext:
@@ -177,7 +192,7 @@ class LocalBackend:
     def running(self) -> Iterator[LocalBackend]:
         context = _process_context()
         names = [e["name"] for e in self._endpoints]
-        log_file, log_level = _log_target()
+        log = _log_target()
         with ExitStack() as stack:
             life = stack.enter_context(lifeline(context))
             self.hub = stack.enter_context(shared_hub(self._endpoints, self._max_cost, context=context, life=life))
@@ -186,11 +201,17 @@ class LocalBackend:
             drain.start()
             self._pool = ProcessPoolExecutor(
                 self._workers, mp_context=context, initializer=worker_init,
-                initargs=(self.hub, names, life, events, dict(os.environ), log_file, log_level))
+                initargs=(self.hub, names, life, events, dict(os.environ), log))
             try:
                 yield self
+            except BaseException:
+                # Interrupted (Ctrl-C) or failed: do not wait for the units still running; the workers
+                # exit when the lifeline closes, at the end of this block.
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            else:
+                self._pool.shutdown(wait=True)
             finally:
-                self._pool.shutdown(wait=True, cancel_futures=True)
                 events.put(None)
                 drain.join(10)
                 events.close()
@@ -298,6 +319,15 @@ def _cell_summary(kind: str, summaries: list[dict[str, Any]], wall: float) -> di
         "records": sum(int(s.get("records") or 0) for s in summaries),
         "wall_time_s": wall,
     }
+    ran = [s for s in summaries if "prompt_tokens" in s]  # the units that made calls now
+    if ran:
+        costs = [s.get("cost") for s in ran]
+        out |= {"prompt_tokens": sum(int(s.get("prompt_tokens") or 0) for s in ran),
+                "completion_tokens": sum(int(s.get("completion_tokens") or 0) for s in ran),
+                "cost": None if None in costs else round(sum(float(c) for c in costs if c is not None), 6)}
+    # Each method's score, as one evaluation of every method reports it (the display's result line).
+    out["means"] = {k: v for s in summaries for k, v in (s.get("means") or {}).items()}
+    out["metric"] = next((s["metric"] for s in summaries if s.get("metric")), None)
     if failed:
         out["error"] = "; ".join(dict.fromkeys(str(s.get("error")) for s in failed))
     return out

@@ -62,9 +62,12 @@ def helm_summarize(config: SweepConfig, *, timeout: float = 1800) -> Path:
     log_dir = config.output_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / "helm-summarize.log"
+    # One thread: helm-summarize compiles its Mako templates in each of its threads, and CPython 3.11's
+    # compiler is not safe for that ("SystemError: AST constructor recursion depth mismatch", now and then);
+    # its work per run is JSON parsing under the GIL, so threads gain it little.
     command = [sys.executable, "-m", "helm.benchmark.presentation.summarize", "--suite", config.suite,
                "-o", str(output_path), "--local-path", str(local_path), "--auto-generate-schema",
-               "--schema-validation", "warn"]
+               "--schema-validation", "warn", "--num-threads", "1"]
     with open(log_path, "w", encoding="utf-8") as log:
         completed = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, timeout=timeout, check=False,
                                    env=child_environment())
