@@ -3,7 +3,8 @@
 * :class:`AgentMeta`: ``<optimizer>[.fold<k>].meta.json`` beside each agent;
 * :class:`EvaluationRecord`: ``evaluations/<scenario>/<model>/<method>[.fold<k>].json``, one per HELM run;
 * :class:`ReportFile`: ``report/report.json``;
-* :class:`SweepState`: ``sweep.json`` at the top of a sweep's output directory.
+* :class:`SweepState`: ``sweep.json`` at the top of a sweep's output directory;
+* :class:`EstimateComparison`: ``report/estimate.json``, a sweep's pre-flight estimate beside what it called.
 
 Each carries ``schema_version``. A file of the previous layout (no version) is migrated when read;
 a file of another version is a :class:`~helm_optimizer.errors.DataError` naming the fix. Method
@@ -30,6 +31,8 @@ __all__ = [
     "AgentData",
     "AgentMeta",
     "AgentScores",
+    "EstimateComparison",
+    "EstimateRow",
     "EvaluationInputs",
     "EvaluationRecord",
     "HelmOfficial",
@@ -281,13 +284,48 @@ class SweepState(_Record):
         return data
 
 
-_R = TypeVar("_R", AgentMeta, EvaluationRecord, ReportFile, SweepState)
+class EstimateRow(_Record):
+    """One cell of a sweep: the LM calls and cost estimated before it ran, and those it made."""
+
+    cell: str
+    estimated_lm_calls: int | None
+    actual_lm_calls: int | None
+    error: float | None  # |estimated - actual| / actual
+    estimated_cost: float | None
+    actual_cost: float | None
+
+
+class EstimateComparison(_Record):
+    """``report/estimate.json``: the sweep's estimate (as ``--dry-run --json`` prints it) beside the actual run."""
+
+    schema_version: Literal[2] = 2
+    estimated_lm_calls: int | None
+    estimated_cost: float | None
+    estimated_wall_s: float | None
+    endpoints: dict[str, dict[str, Any]]
+    cells: list[dict[str, Any]]
+    assumptions: list[str]
+    actual_lm_calls: int = Field(ge=0)
+    estimate_error: float | None
+    actual_wall_s: float | None
+    rows: list[EstimateRow]
+    limits: dict[str, Any] | None
+    """The endpoints' limiter statistics of the run: calls, cache hits, 429s, back-off, waits, most in flight."""
+
+    @classmethod
+    def migrate(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """The first layout had no version."""
+        return data if "schema_version" in data else {"schema_version": SCHEMA_VERSION, **data}
+
+
+_R = TypeVar("_R", AgentMeta, EvaluationRecord, ReportFile, SweepState, EstimateComparison)
 _WHAT = {AgentMeta: "agent metadata", EvaluationRecord: "evaluation record", ReportFile: "report",
-         SweepState: "sweep state"}
+         SweepState: "sweep state", EstimateComparison: "estimate comparison"}
 _FIX = {AgentMeta: "delete it (and its agent) and re-run `helm-optimizer optimize`",
         EvaluationRecord: "delete it and re-run `helm-optimizer evaluate` (or the sweep)",
         ReportFile: "delete it and re-run `helm-optimizer report`",
-        SweepState: "delete it and re-run the sweep"}
+        SweepState: "delete it and re-run the sweep",
+        EstimateComparison: "delete it and re-run the sweep (it rewrites it)"}
 
 
 def read_record(kind: type[_R], path: Path) -> _R:

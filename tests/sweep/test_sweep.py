@@ -182,6 +182,10 @@ def test_estimate_beside_the_actual_calls(clean_sweep: tuple[Path, int], sweep_s
     assert {r["cell"] for r in compared["rows"]} == {c["cell"] for c in estimate["cells"]}
     assert all(r["actual_lm_calls"] is not None for r in compared["rows"]), compared["rows"]
     assert "| estimated calls | actual calls |" in (clean_out / "report" / "estimate.md").read_text(encoding="utf-8")
+    # ... and the report shows it, with each endpoint's limiter counts
+    report_md = (clean_out / "report" / "report.md").read_text(encoding="utf-8")
+    assert "## Estimate vs actual" in report_md and "| openai/fake-a |" in report_md, report_md[-2000:]
+    assert 'id="estimate"' in (clean_out / "report" / "report.html").read_text(encoding="utf-8")
 
 
 def test_the_sweeps_max_cost_stops_it_cleanly_before_it_is_exceeded(sweep_server: Any, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from helm_optimizer._io import write_bytes_atomic, write_text_atomic
 from helm_optimizer.errors import DataError
 from helm_optimizer.report.details import collect_details
+from helm_optimizer.report.estimate import load_comparison, render_estimate_html, render_estimate_markdown
 from helm_optimizer.report.explorer import collect_explorer_data, render_explorer
 from helm_optimizer.report.plots import render_figures
 from helm_optimizer.report.records import find_record_files, load_records, load_results
@@ -92,7 +93,9 @@ def build_report(
     )
     value = value_summary(table.rows, results, seed=seed, resamples=resamples)
     explorer = collect_explorer_data(records)
+    comparison = load_comparison(output_dir)  # a sweep's estimate beside its actual calls, when there is one
     write_text_atomic(paths.markdown, render_markdown(table) + "\n" + render_value_markdown(value)
+                      + ("\n" + render_estimate_markdown(comparison) if comparison else "")
                       + _stale_markdown(stale, output_dir))
     write_text_atomic(paths.csv, render_csv(table))
     write_text_atomic(paths.json, render_json(table, stale=[{"path": _rel(s.path, output_dir), "reason": s.reason}
@@ -102,7 +105,8 @@ def build_report(
     write_bytes_atomic(paths.rankings_png, figures.rankings_png)
     write_bytes_atomic(paths.rankings_svg, figures.rankings_svg)
     write_text_atomic(paths.html, _with_stale_html(
-        render_html(table, figures, [render_value_html(value), render_explorer(explorer)]), stale, output_dir))
+        render_html(table, figures, [render_value_html(value), render_explorer(explorer),
+                                     *([render_estimate_html(comparison)] if comparison else [])]), stale, output_dir))
     flagged = sum(1 for r in table.rows if r.warnings)
     if flagged:
         logger.warning(

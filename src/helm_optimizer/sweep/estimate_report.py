@@ -10,9 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from helm_optimizer._io import write_json_atomic, write_text_atomic
+from helm_optimizer._io import write_text_atomic
 from helm_optimizer.errors import DataError
-from helm_optimizer.records import AgentMeta, EvaluationRecord, read_record
+from helm_optimizer.records import (
+    AgentMeta,
+    EstimateComparison,
+    EstimateRow,
+    EvaluationRecord,
+    read_record,
+    write_record,
+)
+from helm_optimizer.report.estimate import render_estimate_markdown
 from helm_optimizer.sweep.cells import plan_cells
 from helm_optimizer.sweep.config import SweepConfig
 from helm_optimizer.sweep.estimate import SweepEstimate
@@ -52,12 +60,6 @@ def actual_usage(config: SweepConfig) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _fmt(value: Any, digits: int = 0) -> str:
-    if value is None:
-        return "–"
-    return f"{value:,.{digits}f}" if isinstance(value, int | float) else str(value)
-
-
 def write_comparison(config: SweepConfig, estimate: SweepEstimate, limits: dict[str, Any] | None,
                      wall_s: float | None = None) -> Path:
     """Write ``report/estimate.md`` and ``report/estimate.json``; returns the Markdown file."""
@@ -74,28 +76,13 @@ def write_comparison(config: SweepConfig, estimate: SweepEstimate, limits: dict[
     est_total = estimate.lm_calls
     act_total = sum(int(r["actual_lm_calls"] or 0) for r in rows)
     total_error = abs(est_total - act_total) / act_total if est_total is not None and act_total else None
-    data = {**estimate.as_json(), "actual_lm_calls": act_total,
-            "estimate_error": None if total_error is None else round(total_error, 3),
-            "actual_wall_s": None if wall_s is None else round(wall_s, 1), "rows": rows, "limits": limits}
+    record = EstimateComparison(
+        **estimate.as_json(), actual_lm_calls=act_total,
+        estimate_error=None if total_error is None else round(total_error, 3),
+        actual_wall_s=None if wall_s is None else round(wall_s, 1), rows=[EstimateRow(**r) for r in rows],
+        limits=limits)
     target = config.output_dir / "report"
-    write_json_atomic(target / "estimate.json", data)
-    lines = ["# Estimate vs actual", "",
-             f"LM calls: estimated {_fmt(est_total)}, actual {_fmt(act_total)} (error {_fmt(total_error, 3)}); "
-             f"cost: estimated {_fmt(estimate.cost, 4)}; wall: estimated {_fmt(estimate.wall_s, 1)} s"
-             + (f", actual {wall_s:,.1f} s" if wall_s is not None else "") + ".", "",
-             "| cell | estimated calls | actual calls | error | estimated cost | actual cost |",
-             "|---|---:|---:|---:|---:|---:|"]
-    lines += [f"| {r['cell']} | {_fmt(r['estimated_lm_calls'])} | {_fmt(r['actual_lm_calls'])} | "
-              f"{_fmt(r['error'], 3)} | {_fmt(r['estimated_cost'], 4)} | {_fmt(r['actual_cost'], 4)} |" for r in rows]
-    endpoints = (limits or {}).get("endpoints") or {}
-    if endpoints:
-        lines += ["", "## Endpoints", "",
-                  "| endpoint | calls | cache hits | 429s | back-off s | waited s | most in flight | limit |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
-        lines += [f"| {name} | {_fmt(e['calls'])} | {_fmt(e['cache_hits'])} | {_fmt(e['throttled'])} | "
-                  f"{_fmt(e['backoff_s'], 1)} | {_fmt(e['waited_s'], 1)} | {_fmt(e['max_in_flight'])} | "
-                  f"{_fmt(e['max_concurrency'])} |" for name, e in endpoints.items()]
-    lines += ["", "Assumptions: " + "; ".join(estimate.assumptions) + "."]
+    write_record(target / "estimate.json", record)
     path = target / "estimate.md"
-    write_text_atomic(path, "\n".join(lines) + "\n")
+    write_text_atomic(path, render_estimate_markdown(record, heading="#"))
     return path

@@ -283,15 +283,15 @@ def run_sweep(config: SweepConfig, *, executor: str = "local", address: str | No
                                                 lambda: helm_summarize(config))
         if config.report and not has_records:
             logger.warning("No evaluation finished, so there is no report to write.")
+        if estimate is not None:  # before the report, which shows it
+            from helm_optimizer.sweep.estimate_report import write_comparison
+
+            result.estimate_md = write_comparison(config, estimate, result.limits, wall)
         if config.report:
             from helm_optimizer.report import build_report
 
             result.report_html = _final_step(emit, "report", "building the report", has_records,
                                              lambda: build_report(output_dir, seed=config.seed).html)
-        if estimate is not None:
-            from helm_optimizer.sweep.estimate_report import write_comparison
-
-            result.estimate_md = write_comparison(config, estimate, result.limits, wall)
     return result
 
 
