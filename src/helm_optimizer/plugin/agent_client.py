@@ -31,6 +31,7 @@ from helm.common.request import (
     wrap_request_time,
 )
 
+from helm_optimizer.helm.refusals import final_for_helm
 from helm_optimizer.helm.task import request_to_inputs
 from helm_optimizer.ledger import UsageLedger
 from helm_optimizer.naming import METHOD_ZS_COT, METHOD_ZS_PREDICT
@@ -147,7 +148,8 @@ class AgentClient(CachingClient):  # type: ignore[misc]
             return self._run(program, inputs)
 
         try:
-            response, cached = self.cache.get(raw_request, wrap_request_time(do_it))
+            with final_for_helm():  # a refused call (budget spent, sweep stopping) ends the HELM run
+                response, cached = self.cache.get(raw_request, wrap_request_time(do_it))
         except _Transient as exc:
             return RequestResult(success=False, cached=False, completions=[], embedding=[], error=str(exc),
                                  error_flags=ErrorFlags(is_retriable=False, is_fatal=False))

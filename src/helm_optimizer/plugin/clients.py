@@ -20,6 +20,7 @@ from helm.tokenizers.tokenizer import Tokenizer
 
 from helm_optimizer.config import redact_url
 from helm_optimizer.errors import ModelError
+from helm_optimizer.helm.refusals import final_for_helm
 from helm_optimizer.ledger import UsageLedger
 from helm_optimizer.replies import UnusableReplyError, completion_problem, liveness_for
 from helm_optimizer.serving.gated_http import GatedTransport
@@ -99,7 +100,8 @@ class OpenAICompatibleClient(OpenAIClient):  # type: ignore[misc]
         that is not valid UTF-8 or JSON is one failed instance, not a failed run.
         """
         if self.endpoint_gate is not None:
-            self.endpoint_gate.check()  # the sweep is stopping (budget spent): fail the HELM run, not one instance
+            with final_for_helm():  # the sweep is stopping (budget spent): fail the HELM run, not one instance
+                self.endpoint_gate.check()
         try:
             result: RequestResult = self._answered(request)
         except (UnusableReplyError, ModelError, _CallFailed) as exc:  # after the retries / stopped answering
@@ -111,7 +113,8 @@ class OpenAICompatibleClient(OpenAIClient):  # type: ignore[misc]
                                  error=f"Unreadable reply from {where}: {type(exc).__name__}: {exc}",
                                  error_flags=ErrorFlags(is_retriable=False, is_fatal=False))
         if not result.success and self.endpoint_gate is not None:
-            self.endpoint_gate.check()
+            with final_for_helm():
+                self.endpoint_gate.check()
         if not result.success and result.error_flags is None:
             result = dataclasses.replace(result, error_flags=ErrorFlags(is_retriable=False, is_fatal=False))
         if result.success and not request.echo_prompt:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -116,11 +117,23 @@ def worker_init(hub: Hub, endpoints: list[str], life: Connection, events: Any, e
         root.setLevel(min(log.level, logging.INFO))
         for name, level in log.loggers.items():
             logging.getLogger(name).setLevel(level)
+        _drop_console_handlers()
         # HELM's and DSPy's own prints and progress bars go to the log, not over the sweep's progress display.
         fd = os.open(log.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         os.dup2(fd, 1)
         os.dup2(fd, 2)
         os.close(fd)
+
+
+def _drop_console_handlers() -> None:
+    """Libraries' own handlers to stderr (``datasets`` has one) would write every record a second time
+    into the log, where this worker's stderr goes; their records still reach the log through the root."""
+    for logger in list(logging.root.manager.loggerDict.values()):
+        if not isinstance(logger, logging.Logger) or not logger.propagate:
+            continue
+        for handler in list(logger.handlers):
+            if type(handler) is logging.StreamHandler and handler.stream in (sys.stderr, sys.stdout):
+                logger.removeHandler(handler)
 
 
 def in_worker(run: UnitRunner, config_json: str, payload: dict[str, Any], label: str) -> dict[str, Any]:
