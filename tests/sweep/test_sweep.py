@@ -188,12 +188,14 @@ def test_estimate_beside_the_actual_calls(clean_sweep: tuple[Path, int], sweep_s
     assert 'id="estimate"' in (clean_out / "report" / "report.html").read_text(encoding="utf-8")
 
 
-def test_the_sweeps_max_cost_stops_it_cleanly_before_it_is_exceeded(sweep_server: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("executor", ["local", "serial"])
+def test_the_sweeps_max_cost_stops_it_cleanly_before_it_is_exceeded(executor: str, sweep_server: Any,
+                                                                    tmp_path: Path) -> None:
     # ~$0.01 a call (a call reserves its prompt and 1024 completion tokens against the cap until it is answered)
     priced = {"cost_per_million_input_tokens": 20.0, "cost_per_million_output_tokens": 20.0}
     data = sweep_dict(sweep_server.api_base, tmp_path / "run", max_cost=0.5, report=False)
     data["models"] = [{**m, **priced} for m in data["models"]]
-    result = run_sweep(SweepConfig.model_validate(data))
+    result = run_sweep(SweepConfig.model_validate(data), executor=executor)
     assert result.limits is not None
     assert 0 < result.limits["spent"] <= 0.5, result.limits
     stopped = [c for c in result.cells.values() if c.get("status") == "failed"]

@@ -6,21 +6,23 @@ after an interruption finishes the same table without repeating finished work. O
 the output directory at a time (a second one stops with a clear message).
 
 Executors: ``local`` (the default) runs every cell through one dependency-driven scheduler
-(:mod:`helm_optimizer.sweep.scheduler`): optimizations on threads of this process, HELM runs in
-worker processes, every LM call through its endpoint's limits (declared per model); ``ray`` runs the
-same units as Ray tasks with the limits in a Ray actor, writing to the same output directory (which
-must therefore be on a file system every Ray worker can reach); ``serial`` runs one cell after
-another in this process, each with ``num_threads`` concurrent LM calls and no shared limits.
+(:mod:`helm_optimizer.sweep.scheduler`): every optimization and every method's HELM run in worker
+processes, every LM call through its endpoint's limits (declared per model); ``ray`` runs the same
+units as Ray tasks with the limits in a Ray actor, writing to the same output directory (which must
+therefore be on a file system every Ray worker can reach); ``serial`` runs one cell after another in
+this process, each with ``num_threads`` concurrent LM calls and no shared limits but the sweep's
+``max_cost``.
 Before running, the sweep estimates itself (:mod:`helm_optimizer.sweep.estimate`); afterwards the
 report directory holds the estimate beside the actual calls.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,7 @@ from helm_optimizer._io import directory_lock, remove_stale_temporaries, write_j
 from helm_optimizer.errors import HelmOptimizerError
 from helm_optimizer.records import EvaluationRecord, SweepState, write_record
 from helm_optimizer.replies import keep_verdicts
-from helm_optimizer.serving.limiter import install_hub
+from helm_optimizer.serving.limiter import LimiterHub, install_hub, use_hub
 from helm_optimizer.serving.shared import RayHub
 from helm_optimizer.sweep.cells import Cell, plan_cells
 from helm_optimizer.sweep.config import SweepConfig, validate_sweep
@@ -257,9 +259,9 @@ def run_sweep(config: SweepConfig, *, executor: str = "local", address: str | No
 
         estimate = None
         if executor == "serial":
-            if config.max_cost is not None:
-                logger.warning("max_cost (the whole sweep's) is enforced by the local and ray executors, not serial.")
-            _serial(config, optimize_cells, evaluate_cells, emit, on_done, result)
+            with _sweep_budget(config) as hub:
+                _serial(config, optimize_cells, evaluate_cells, emit, on_done, result)
+                result.limits = hub.stats() if hub is not None else None
         else:
             emit({"running": {"cell": "estimate", "stage": "estimating the sweep"}})
             estimate = _estimate(config)
@@ -293,6 +295,20 @@ def run_sweep(config: SweepConfig, *, executor: str = "local", address: str | No
             result.report_html = _final_step(emit, "report", "building the report", has_records,
                                              lambda: build_report(output_dir, seed=config.seed).html)
     return result
+
+
+@contextlib.contextmanager
+def _sweep_budget(config: SweepConfig) -> Iterator[LimiterHub | None]:
+    """The serial executor shares no limits between cells, but the sweep's ``max_cost`` holds: a hub in
+    this process that counts every call's cost and caps nothing else."""
+    if config.max_cost is None:
+        yield None
+        return
+    specs = [{**spec, "max_concurrency": 1 << 20, "requests_per_minute": None, "tokens_per_minute": None}
+             for spec in endpoint_specs(config)]
+    hub = LimiterHub(specs, config.max_cost)
+    with use_hub(hub, [spec["name"] for spec in specs]):
+        yield hub
 
 
 def _plan_embedded_servers(config: SweepConfig) -> None:
